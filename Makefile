@@ -31,7 +31,7 @@ test-fast: install ## pytest only, no lint
 	$(BIN)/pytest -x -q
 
 dry-run: install ## Render the bundled example offline: no AWS account, no network
-	$(BIN)/blast dry-run $(EVENT) --offline
+	$(BIN)/blast dry-run $(EVENT) --offline --config examples/sender-config.json
 
 bench: install ## Throughput, CPU and memory benchmark against a local SES stand-in
 	$(PY) -m benchmarks.run

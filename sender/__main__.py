@@ -1,0 +1,5 @@
+"""`python -m sender` is the `blast` command."""
+
+from sender.cli import main
+
+raise SystemExit(main())

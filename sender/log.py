@@ -1,0 +1,17 @@
+"""The one powertools Logger and Metrics of the package (service name from POWERTOOLS_SERVICE_NAME)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from aws_lambda_powertools import Logger, Metrics
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "jada-blast-sender")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "JadaBlastSender")
+
+# The CLI sets BLAST_LOG_TO_STDERR so log lines never mix with the JSON it prints on stdout.
+_handler = logging.StreamHandler(sys.stderr) if os.environ.get("BLAST_LOG_TO_STDERR") else None
+logger = Logger(service=SERVICE, logger_handler=_handler)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

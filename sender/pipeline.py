@@ -1,0 +1,495 @@
+"""One blast, stage by stage: template -> recipients -> preflight -> suppression -> render -> claim ->
+send -> record. Recipients are streamed: memory stays bounded whatever the list's length.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_any,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+
+from sender.config import SenderConfig
+from sender.errors import (
+    BlastFatal,
+    MessageRejected,
+    OutcomeUnknown,
+    RecipientError,
+    SesError,
+    Throttled,
+    TransientSesError,
+)
+from sender.ledger import ClaimResult, Ledger, NullLedger
+from sender.log import logger
+from sender.models import BadRecipient, BlastEvent, BlastStatus, DeliveryRecord, Recipient, Status
+from sender.preflight import Preflight, run_preflight
+from sender.recipients import Deduper, RecipientSource
+from sender.render import Rendered, Renderer, Template, build_context, build_mime
+from sender.ses import SesAdapter, send_request, tag_value
+from sender.suppression import NoSuppressionCheck, SuppressionChecker, choose_checker
+from sender.throttle import RateLimiter, Unlimited
+
+INLINE_RECORDS = 1000  # the response carries records for at most this many recipients
+EXPECTED_LATENCY = 0.12  # seconds per SendEmail call, to size the pool from the rate
+MAX_CONCURRENCY = 64
+SEND_ATTEMPTS = 8  # per recipient, throttles and transient errors included
+RETRY_FLOOR_MS = 5_000  # no retry sleep starts with less than this left of the invocation
+
+
+class MessageWriter(Protocol):
+    def write(self, recipient: Recipient, raw: bytes, rendered: Rendered) -> None: ...
+
+    def finish(self, response: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int | None
+    counts: dict[str, int]
+    elapsed: float
+    rate: float
+
+
+@dataclass
+class Deps:
+    """What a blast needs from the outside world; the handler and the CLI build it."""
+
+    config: SenderConfig
+    renderer: Renderer
+    open_recipients: Callable[[BlastEvent], RecipientSource]
+    ses: SesAdapter | None = None  # None: offline (no AWS checks, nothing sent)
+    ledger: Ledger = field(default_factory=NullLedger)
+    remaining_ms: Callable[[], int] | None = None
+    time_margin_ms: int = 30_000
+    max_send_rate: float | None = None  # MAX_SEND_RATE
+    send_concurrency: int | None = None  # SEND_CONCURRENCY
+    share: float = 1.0  # this invocation's part of the account's rate
+    writer: MessageWriter | None = None
+    progress: Callable[[Progress], None] | None = None
+    progress_interval: float = 10.0
+    limiter: Any = None  # injected in tests; else built from the account's MaxSendRate
+
+
+class Recorder:
+    """Counts every record, keeps the first INLINE_RECORDS, logs each as one structured line."""
+
+    def __init__(self, blast_id: str, *, total: int | None, deps: Deps) -> None:
+        self.blast_id = blast_id
+        self.counts = {s.value: 0 for s in Status}
+        self.records: list[dict[str, Any]] = []
+        self.total = total
+        self._deps = deps
+        self._started = time.monotonic()
+        self._last_progress = self._started
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, record: DeliveryRecord) -> None:
+        self.counts[record.status.value] += 1
+        data = record.to_dict()
+        if len(self.records) < INLINE_RECORDS:
+            self.records.append(data)
+        logger.info("delivery record", extra={"record": data})
+        now = time.monotonic()
+        if self._deps.progress is not None and now - self._last_progress >= self._deps.progress_interval:
+            self._last_progress = now
+            self._deps.progress(self.snapshot())
+
+    def snapshot(self) -> Progress:
+        elapsed = time.monotonic() - self._started
+        sent = self.counts[Status.SENT.value] + self.counts[Status.DRY_RUN.value]
+        return Progress(
+            done=self.done,
+            total=self.total,
+            counts=dict(self.counts),
+            elapsed=elapsed,
+            rate=sent / elapsed if elapsed > 0 else 0.0,
+        )
+
+
+@dataclass
+class _Fatal:
+    event: threading.Event = field(default_factory=threading.Event)
+    code: str | None = None
+    reason: str | None = None
+
+    def trip(self, error: SesError) -> None:
+        if not self.event.is_set():
+            self.code = error.code
+            self.reason = error.message
+            self.event.set()
+
+
+class _NotAttempted(Exception):
+    pass
+
+
+class _StopWhen(stop_base):
+    """A tenacity stop condition from a plain predicate."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: Any) -> bool:
+        return self._predicate()
+
+
+def default_concurrency(rate: float, cap: int | None) -> int:
+    """Enough calls in flight to reach the rate at the expected latency, with a little slack."""
+    wanted = max(1, math.ceil(rate * EXPECTED_LATENCY * 1.5) + 1)
+    wanted = min(wanted, MAX_CONCURRENCY)
+    return min(wanted, cap) if cap else wanted
+
+
+class Blast:
+    def __init__(self, event: BlastEvent, deps: Deps) -> None:
+        assert event.blast_id is not None and event.template is not None
+        self.event = event
+        self.deps = deps
+        self.blast_id: str = event.blast_id
+        self.offline = deps.ses is None
+        self.warnings: list[str] = []
+        self.fatal = _Fatal()
+        self.tags = {"blast_id": tag_value(self.blast_id), **event.tags}
+        self.preflight: Preflight | None = None
+
+    # --- stages ----------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        deps, event = self.deps, self.event
+        template = deps.renderer.load(str(event.template))  # TemplateError refuses before anything else
+        source = deps.open_recipients(event)
+        total = source.count()
+        if self.offline:
+            self.warnings.append("offline: AWS checks skipped (identity, DKIM, account, suppression)")
+            checker: SuppressionChecker = NoSuppressionCheck()
+            limiter: Any = Unlimited()
+        else:
+            assert deps.ses is not None
+            self.preflight = run_preflight(deps.ses, deps.config, recipients=total, require_dkim=event.require_dkim)
+            self.warnings.extend(self.preflight.warnings)
+            if event.action == "preflight":
+                return self._preflight_response(template, source)
+            checker = choose_checker(deps.ses, total)
+            limiter = deps.limiter or RateLimiter(self._rate(self.preflight.max_send_rate))
+        if event.action == "preflight":
+            return self._preflight_response(template, source)
+
+        recorder = Recorder(self.blast_id, total=total, deps=deps)
+        concurrency = default_concurrency(limiter.rate if math.isfinite(limiter.rate) else 1.0, deps.send_concurrency)
+        remaining = self._stream(template, source, checker, limiter, recorder, concurrency)
+        response = self._response(recorder, remaining, checker, limiter, concurrency)
+        if deps.writer is not None:
+            deps.writer.finish(response)
+        return response
+
+    def _rate(self, account_rate: float) -> float:
+        rate = account_rate * self.deps.share
+        if self.deps.max_send_rate is not None:
+            rate = min(rate, self.deps.max_send_rate)
+        return rate
+
+    def _out_of_time(self) -> bool:
+        remaining = self.deps.remaining_ms
+        return remaining is not None and remaining() < self.deps.time_margin_ms
+
+    def _stream(
+        self,
+        template: Template,
+        source: RecipientSource,
+        checker: SuppressionChecker,
+        limiter: Any,
+        recorder: Recorder,
+        concurrency: int,
+    ) -> int | None:
+        """Process every entry; return how many were left unprocessed when time ran out (0 if none)."""
+        dedupe = Deduper()
+        in_flight: set[Future[DeliveryRecord]] = set()
+        seen = 0
+        stopped = False
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
+            for entry in source.entries():
+                if self._out_of_time():
+                    stopped = True
+                    break
+                seen += 1
+                record = self._prepare(entry, template, checker, dedupe, pool, limiter, in_flight)
+                if record is not None:
+                    self._record(recorder, record, noted=True)
+                while len(in_flight) >= concurrency * 2:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        in_flight.discard(future)
+                        self._record(recorder, future.result(), noted=False)
+            for future in in_flight:
+                self._record(recorder, future.result(), noted=False)
+        if not stopped:
+            return 0
+        total = recorder.total
+        return (total - seen) if total is not None else None
+
+    def _record(self, recorder: Recorder, record: DeliveryRecord, *, noted: bool) -> None:
+        recorder.add(record)
+        if noted and not self.event.dry_run and record.status in (Status.INVALID, Status.SUPPRESSED):
+            self.deps.ledger.note(record)
+
+    def _prepare(
+        self,
+        entry: Recipient | BadRecipient,
+        template: Template,
+        checker: SuppressionChecker,
+        dedupe: Deduper,
+        pool: ThreadPoolExecutor,
+        limiter: Any,
+        in_flight: set[Future[DeliveryRecord]],
+    ) -> DeliveryRecord | None:
+        """Everything before the send, in the reading thread. A record, or None when a send was queued."""
+        blast_id = self.blast_id
+        if isinstance(entry, BadRecipient):
+            return DeliveryRecord(
+                blast_id, entry.email, Status.INVALID, error_code="InvalidRecipient", reason=entry.reason
+            )
+        first = dedupe.first_position(entry)
+        if first is not None:
+            return DeliveryRecord(
+                blast_id, entry.email, Status.DUPLICATE, reason=f"listed again (first at entry {first}); sent once"
+            )
+        if self.fatal.event.is_set():
+            return self._not_attempted(entry.email)
+        hit = checker.check(entry.email)
+        if hit is not None:
+            since = f" since {hit.since}" if hit.since else ""
+            return DeliveryRecord(
+                blast_id,
+                entry.email,
+                Status.SUPPRESSED,
+                error_code=hit.reason,
+                reason=f"on the SES account suppression list ({hit.reason}{since})",
+            )
+        try:
+            raw = self._render(entry, template)
+        except RecipientError as e:
+            return DeliveryRecord(blast_id, entry.email, Status.INVALID, error_code=e.code, reason=e.message)
+        if self.event.dry_run or self.offline:
+            return DeliveryRecord(blast_id, entry.email, Status.DRY_RUN, reason="dry run: rendered, not sent")
+        claim = self.deps.ledger.claim(blast_id, entry.key, resend_unknown=self.event.resend_unknown)
+        if claim.result is ClaimResult.SENT:
+            return DeliveryRecord(
+                blast_id,
+                entry.email,
+                Status.DUPLICATE,
+                message_id=claim.message_id,
+                reason="already sent under this blast_id",
+                attempts=claim.attempts,
+            )
+        if claim.result is ClaimResult.IN_DOUBT:
+            return DeliveryRecord(
+                blast_id,
+                entry.email,
+                Status.UNKNOWN,
+                attempts=claim.attempts,
+                reason="an earlier send's outcome is unknown; not re-sent (resend_unknown re-sends it)",
+            )
+        request = send_request(
+            from_address=self.deps.config.from_address,
+            to_address=entry.email,
+            raw_message=raw,
+            configuration_set=self.deps.config.configuration_set,
+            tags=self.tags,
+        )
+        in_flight.add(pool.submit(self._send, entry, request, limiter, claim.attempts))
+        return None
+
+    def _no_more_retries(self) -> bool:
+        remaining = self.deps.remaining_ms
+        return self.fatal.event.is_set() or (remaining is not None and remaining() < RETRY_FLOOR_MS)
+
+    def _render(self, entry: Recipient, template: Template) -> bytes:
+        config = self.deps.config
+        context = build_context(self.event.globals, entry.vars, entry.email, entry.name)
+        context.setdefault("unsubscribe", config.list_unsubscribe)
+        rendered = template.render(context)
+        raw = build_mime(
+            from_name=config.from_name,
+            from_email=config.from_email,
+            to_name=entry.name,
+            to_email=entry.email,
+            rendered=rendered,
+            reply_to=config.reply_to,
+            list_unsubscribe=config.list_unsubscribe,
+        )
+        if self.deps.writer is not None:
+            self.deps.writer.write(entry, raw, rendered)
+        return raw
+
+    def _not_attempted(self, email: str) -> DeliveryRecord:
+        return DeliveryRecord(
+            self.blast_id,
+            email,
+            Status.FAILED,
+            error_code=self.fatal.code,
+            reason=f"not attempted: sending stopped because SES answered {self.fatal.code}: {self.fatal.reason}",
+        )
+
+    # --- the one place a message is pushed out ---------------------------------------------------------
+    def _send(self, entry: Recipient, request: dict[str, Any], limiter: Any, earlier: int) -> DeliveryRecord:
+        attempts = 0
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((Throttled, TransientSesError)),
+            wait=wait_random_exponential(multiplier=0.25, max=20),
+            stop=stop_any(stop_after_attempt(SEND_ATTEMPTS), _StopWhen(self._no_more_retries)),
+            reraise=False,
+        )
+
+        def attempt() -> str:
+            nonlocal attempts
+            if self.fatal.event.is_set():
+                raise _NotAttempted
+            limiter.acquire(1)  # one recipient per message
+            if self.fatal.event.is_set():
+                raise _NotAttempted
+            attempts += 1
+            try:
+                return self.deps.ses.send(request)  # type: ignore[union-attr]
+            except Throttled:
+                limiter.on_throttle()
+                raise
+
+        blast_id, email = self.blast_id, entry.email
+        total = earlier
+        try:
+            message_id = retrying(attempt)
+            record = DeliveryRecord(blast_id, email, Status.SENT, message_id=message_id, attempts=total + attempts)
+        except RetryError as e:
+            last = e.last_attempt.exception()
+            code = getattr(last, "code", type(last).__name__)
+            record = DeliveryRecord(
+                blast_id,
+                email,
+                Status.FAILED,
+                error_code=code,
+                attempts=total + attempts,
+                reason=f"not sent after {attempts} attempt(s): {getattr(last, 'message', last)}; a re-run retries it",
+            )
+        except _NotAttempted:
+            record = self._not_attempted(email)
+            record.attempts = total + attempts
+        except BlastFatal as e:
+            self.fatal.trip(e)
+            logger.error("blast stopped", extra={"blast_id": blast_id, "error_code": e.code, "reason": e.message})
+            record = DeliveryRecord(
+                blast_id, email, Status.FAILED, error_code=e.code, reason=e.message, attempts=total + attempts
+            )
+        except MessageRejected as e:
+            record = DeliveryRecord(
+                blast_id, email, Status.FAILED, error_code=e.code, reason=e.message, attempts=total + attempts
+            )
+        except OutcomeUnknown as e:
+            record = DeliveryRecord(
+                blast_id,
+                email,
+                Status.UNKNOWN,
+                error_code=e.code,
+                attempts=total + attempts,
+                reason=f"no answer from SES ({e.message}); it may have been sent, so it is not retried",
+            )
+        except Exception as e:  # noqa: BLE001 - a bug must not lose the recipient: record it, in doubt
+            logger.exception("unexpected error while sending", extra={"blast_id": blast_id})
+            record = DeliveryRecord(
+                blast_id,
+                email,
+                Status.UNKNOWN,
+                error_code=type(e).__name__,
+                attempts=total + attempts,
+                reason="unexpected error during the send; outcome unknown",
+            )
+        self.deps.ledger.settle(record)
+        return record
+
+    # --- responses ---------------------------------------------------------------------------------------
+    def _preflight_response(self, template: Template, source: RecipientSource) -> dict[str, Any]:
+        sample: dict[str, Any] | None = None
+        problems: list[str] = []
+        for entry in source.entries():
+            if isinstance(entry, BadRecipient):
+                problems.append(entry.reason)
+                continue
+            try:
+                context = build_context(self.event.globals, entry.vars, entry.email, entry.name)
+                context.setdefault("unsubscribe", self.deps.config.list_unsubscribe)
+                rendered = template.render(context)
+            except RecipientError as e:
+                problems.append(f"entry {entry.position}: {e.message}")
+                continue
+            sample = {"email": entry.email, "subject": rendered.subject, "text": rendered.text[:2000]}
+            break
+        return {
+            "blast_id": self.blast_id,
+            "status": BlastStatus.COMPLETE.value,
+            "action": "preflight",
+            "dry_run": True,
+            "counts": {s.value: 0 for s in Status},
+            "records": [],
+            "preflight": self.preflight.to_dict() if self.preflight else None,
+            "sample": sample,
+            "problems": problems[:20],
+            "warnings": self.warnings,
+        }
+
+    def _response(
+        self, recorder: Recorder, remaining: int | None, checker: SuppressionChecker, limiter: Any, concurrency: int
+    ) -> dict[str, Any]:
+        progress = recorder.snapshot()
+        partial = remaining != 0
+        response: dict[str, Any] = {
+            "blast_id": self.blast_id,
+            "status": (BlastStatus.PARTIAL if partial else BlastStatus.COMPLETE).value,
+            "dry_run": self.event.dry_run or self.offline,
+            "counts": recorder.counts,
+            "records": recorder.records,
+            "records_truncated": recorder.done > len(recorder.records),
+            "warnings": self.warnings,
+            "sandbox": self.preflight.sandbox if self.preflight else None,
+            "suppression": {"strategy": checker.strategy, "calls": checker.calls},
+            "rate": {
+                "limit": limiter.rate if math.isfinite(limiter.rate) else None,
+                "achieved": round(progress.rate, 2),
+                "throttles": limiter.throttles,
+                "concurrency": concurrency,
+            },
+            "elapsed_s": round(progress.elapsed, 3),
+            "idempotent": self.deps.ledger.durable,
+        }
+        if self.fatal.event.is_set():
+            response["error"] = {"code": self.fatal.code, "message": self.fatal.reason}
+        if partial:
+            response["remaining"] = remaining
+            response["continue"] = (
+                "time ran out before every recipient was processed: invoke the same event again; "
+                + (
+                    "the ledger skips everyone already sent."
+                    if self.deps.ledger.durable
+                    else "WITHOUT DELIVERY_TABLE a re-run re-sends to everyone already sent."
+                )
+            )
+        return response
+
+
+def run_blast(event: BlastEvent, deps: Deps) -> dict[str, Any]:
+    return Blast(event, deps).run()
