@@ -16,6 +16,7 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from email_validator import EmailNotValidError, validate_email
 
+from sender import log as _log  # noqa: F401 - quiets botocore's wire logging before any secret is read
 from sender.errors import ConfigError
 
 SECRET_MAX_AGE_SECONDS = 300

@@ -15,3 +15,9 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "JadaBlastSender")
 _handler = logging.StreamHandler(sys.stderr) if os.environ.get("BLAST_LOG_TO_STDERR") else None
 logger = Logger(service=SERVICE, logger_handler=_handler)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+# botocore logs whole request and response bodies at DEBUG: a GetSecretValue answer holds the secret.
+# These loggers never go below INFO, whatever level someone sets for debugging.
+WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint", "botocore.auth", "botocore.awsrequest", "urllib3")
+for _name in WIRE_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.INFO)

@@ -26,6 +26,8 @@ class Settings:
     # Stop claiming new recipients when less than this is left of the invocation.
     time_margin_ms: int = 30_000
     region: str | None = None
+    # SES management calls (identity, account, suppression) per second: SES allows about 1 per account.
+    ses_management_rate: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,4 +64,7 @@ class Settings:
             ledger_ttl_days=int(number("LEDGER_TTL_DAYS", 180, integer=True, minimum=1) or 180),
             time_margin_ms=int(number("TIME_MARGIN_MS", 30_000, integer=True, minimum=0) or 0),
             region=text("AWS_REGION") or text("AWS_DEFAULT_REGION"),
+            ses_management_rate=float(
+                number("SES_MANAGEMENT_RATE", 1.0, integer=False, minimum=0.01) or 1.0
+            ),
         )

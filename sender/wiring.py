@@ -33,7 +33,11 @@ def ses_adapter(config: SenderConfig, settings: Settings) -> SesAdapter:
                 from sender.credentials import assumed_session
 
                 session = assumed_session(config.role_arn, region=region)
-            adapter = SesAdapter(region=region, session=session, pool_size=pool)
+            from sender.throttle import Pacer
+
+            adapter = SesAdapter(
+                region=region, session=session, pool_size=pool, pacer=Pacer(rate=settings.ses_management_rate)
+            )
             _adapters[key] = adapter
         return adapter
 
