@@ -28,11 +28,11 @@ from sender.errors import (
     MessageRejected,
     OutcomeUnknown,
     RecipientError,
-    SesError,
+    SenderError,
     Throttled,
     TransientSesError,
 )
-from sender.ledger import ClaimResult, Ledger, NullLedger
+from sender.ledger import ClaimResult, Ledger, LedgerError, NullLedger
 from sender.log import logger
 from sender.models import BadRecipient, BlastEvent, BlastStatus, DeliveryRecord, Recipient, Status
 from sender.preflight import Preflight, run_preflight
@@ -129,7 +129,7 @@ class _Fatal:
     code: str | None = None
     reason: str | None = None
 
-    def trip(self, error: SesError) -> None:
+    def trip(self, error: SenderError) -> None:
         if not self.event.is_set():
             self.code = error.code
             self.reason = error.message
@@ -246,7 +246,10 @@ class Blast:
     def _record(self, recorder: Recorder, record: DeliveryRecord, *, noted: bool) -> None:
         recorder.add(record)
         if noted and not self.event.dry_run and record.status in (Status.INVALID, Status.SUPPRESSED):
-            self.deps.ledger.note(record)
+            try:
+                self.deps.ledger.note(record)
+            except LedgerError as e:  # informational only: the next claim fails too, and stops the blast
+                logger.warning("ledger note failed", extra={"blast_id": self.blast_id, "reason": e.message})
 
     def _prepare(
         self,
@@ -287,7 +290,31 @@ class Blast:
             return DeliveryRecord(blast_id, entry.email, Status.INVALID, error_code=e.code, reason=e.message)
         if self.event.dry_run or self.offline:
             return DeliveryRecord(blast_id, entry.email, Status.DRY_RUN, reason="dry run: rendered, not sent")
-        claim = self.deps.ledger.claim(blast_id, entry.key, resend_unknown=self.event.resend_unknown)
+        request = send_request(
+            from_address=self.deps.config.from_address,
+            to_address=entry.email,
+            raw_message=raw,
+            configuration_set=self.deps.config.configuration_set,
+            tags=self.tags,
+        )
+        in_flight.add(pool.submit(self._claim_and_send, entry, request, limiter))
+        return None
+
+    def _claim_and_send(self, entry: Recipient, request: dict[str, Any], limiter: Any) -> DeliveryRecord:
+        """Claim in the sending thread, right before the send: a claim is held only while its send is in
+        flight, so a crash leaves at most `concurrency` recipients in doubt (and claims run in parallel)."""
+        blast_id = self.blast_id
+        if self.fatal.event.is_set():
+            return self._not_attempted(entry.email)
+        try:
+            claim = self.deps.ledger.claim(blast_id, entry.key, resend_unknown=self.event.resend_unknown)
+        except LedgerError as e:
+            # No claim, no send: stop the blast rather than send without the at-most-once guarantee.
+            self.fatal.trip(e)
+            logger.error("blast stopped", extra={"blast_id": blast_id, "error_code": e.code, "reason": e.message})
+            return DeliveryRecord(
+                blast_id, entry.email, Status.FAILED, error_code=e.code, reason=f"not sent: {e.message}"
+            )
         if claim.result is ClaimResult.SENT:
             return DeliveryRecord(
                 blast_id,
@@ -305,15 +332,7 @@ class Blast:
                 attempts=claim.attempts,
                 reason="an earlier send's outcome is unknown; not re-sent (resend_unknown re-sends it)",
             )
-        request = send_request(
-            from_address=self.deps.config.from_address,
-            to_address=entry.email,
-            raw_message=raw,
-            configuration_set=self.deps.config.configuration_set,
-            tags=self.tags,
-        )
-        in_flight.add(pool.submit(self._send, entry, request, limiter, claim.attempts))
-        return None
+        return self._send(entry, request, limiter, claim.attempts)
 
     def _no_more_retries(self) -> bool:
         remaining = self.deps.remaining_ms
@@ -343,7 +362,7 @@ class Blast:
             email,
             Status.FAILED,
             error_code=self.fatal.code,
-            reason=f"not attempted: sending stopped because SES answered {self.fatal.code}: {self.fatal.reason}",
+            reason=f"not attempted: sending stopped ({self.fatal.code}: {self.fatal.reason})",
         )
 
     # --- the one place a message is pushed out ---------------------------------------------------------
@@ -419,7 +438,13 @@ class Blast:
                 attempts=total + attempts,
                 reason="unexpected error during the send; outcome unknown",
             )
-        self.deps.ledger.settle(record)
+        try:
+            self.deps.ledger.settle(record)
+        except LedgerError as e:
+            # The claim stays `sending`, which later runs report as unknown: never sent twice. Stop here.
+            self.fatal.trip(e)
+            logger.error("blast stopped", extra={"blast_id": blast_id, "error_code": e.code, "reason": e.message})
+            record.reason = f"{record.reason + '; ' if record.reason else ''}not recorded in the ledger: {e.message}"
         return record
 
     # --- responses ---------------------------------------------------------------------------------------
