@@ -104,6 +104,7 @@ class SesAdapter:
         pool_size: int = 10,
         pacer: Pacer | None = None,
         management_attempts: int = 6,
+        management_wait: Any = None,
     ) -> None:
         if client is None:
             factory = session if session is not None else boto3
@@ -111,6 +112,7 @@ class SesAdapter:
         self._client = client
         self._pacer = pacer if pacer is not None else Pacer()
         self._attempts = management_attempts
+        self._wait = management_wait if management_wait is not None else wait_random_exponential(multiplier=0.5, max=8)
 
     @property
     def region(self) -> str:
@@ -120,7 +122,7 @@ class SesAdapter:
     def _management(self, call: Any, **kwargs: Any) -> dict[str, Any]:
         retrying = Retrying(
             retry=retry_if_exception_type((TransientSesError, Throttled)),
-            wait=wait_random_exponential(multiplier=0.5, max=8),
+            wait=self._wait,
             stop=stop_after_attempt(self._attempts),
             reraise=True,
         )
