@@ -24,11 +24,13 @@ from tenacity.stop import stop_base
 
 from sender.config import SenderConfig
 from sender.errors import (
+    AwsUnavailable,
     BlastFatal,
     MessageRejected,
     OutcomeUnknown,
     RecipientError,
     SenderError,
+    SesError,
     Throttled,
     TransientSesError,
 )
@@ -168,6 +170,7 @@ class Blast:
         self.fatal = _Fatal()
         self.tags = {"blast_id": tag_value(self.blast_id), **event.tags}
         self.preflight: Preflight | None = None
+        self.source_error: str | None = None
 
     # --- stages ----------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -181,11 +184,16 @@ class Blast:
             limiter: Any = Unlimited()
         else:
             assert deps.ses is not None
-            self.preflight = run_preflight(deps.ses, deps.config, recipients=total, require_dkim=event.require_dkim)
-            self.warnings.extend(self.preflight.warnings)
-            if event.action == "preflight":
-                return self._preflight_response(template, source)
-            checker = choose_checker(deps.ses, total)
+            try:
+                self.preflight = run_preflight(
+                    deps.ses, deps.config, recipients=total, require_dkim=event.require_dkim
+                )
+                self.warnings.extend(self.preflight.warnings)
+                if event.action == "preflight":
+                    return self._preflight_response(template, source)
+                checker = choose_checker(deps.ses, total)
+            except SesError as e:
+                raise AwsUnavailable(f"SES answered {e.code} before sending: {e.message}") from e
             limiter = deps.limiter or RateLimiter(self._rate(self.preflight.max_send_rate))
         if event.action == "preflight":
             return self._preflight_response(template, source)
@@ -222,13 +230,33 @@ class Blast:
         in_flight: set[Future[DeliveryRecord]] = set()
         seen = 0
         stopped = False
+        entries = iter(source.entries())
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
-            for entry in source.entries():
+            while True:
                 if self._out_of_time():
                     stopped = True
                     break
+                try:
+                    entry = next(entries)
+                except StopIteration:
+                    break
+                except Exception as e:  # noqa: BLE001 - the list broke mid-way: stop cleanly, report it
+                    logger.exception("recipient list unreadable", extra={"blast_id": self.blast_id})
+                    self.source_error = f"{getattr(e, 'message', None) or type(e).__name__}"
+                    stopped = True
+                    break
                 seen += 1
-                record = self._prepare(entry, template, checker, dedupe, pool, limiter, in_flight)
+                try:
+                    record = self._prepare(entry, template, checker, dedupe, pool, limiter, in_flight)
+                except Exception as e:  # noqa: BLE001 - nothing was sent for this one: say so, go on
+                    logger.exception("recipient not processed", extra={"blast_id": self.blast_id})
+                    record = DeliveryRecord(
+                        self.blast_id,
+                        getattr(entry, "email", ""),
+                        Status.FAILED,
+                        error_code=getattr(e, "code", type(e).__name__),
+                        reason=f"not sent: {getattr(e, 'message', type(e).__name__)}; a re-run retries it",
+                    )
                 if record is not None:
                     self._record(recorder, record, noted=True)
                 while len(in_flight) >= concurrency * 2:
@@ -503,6 +531,8 @@ class Blast:
         }
         if self.fatal.event.is_set():
             response["error"] = {"code": self.fatal.code, "message": self.fatal.reason}
+        elif self.source_error is not None:
+            response["error"] = {"code": "RecipientsUnreadable", "message": self.source_error}
         if partial:
             response["remaining"] = remaining
             response["continue"] = (

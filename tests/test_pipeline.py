@@ -12,6 +12,7 @@ import pytest
 
 from sender import wiring
 from sender.errors import (
+    AwsUnavailable,
     BlastFatal,
     DkimNotVerified,
     IdentityNotVerified,
@@ -25,6 +26,7 @@ from sender.errors import (
 )
 from sender.models import parse_event
 from sender.pipeline import Deps, run_blast
+from sender.recipients import InlineSource
 from sender.render import Renderer
 from sender.throttle import RateLimiter
 from tests.conftest import FakeSes, account, verified_identity
@@ -265,3 +267,45 @@ def test_one_structured_log_line_per_record(fake_ses: FakeSes, sender_config: An
     run_blast(event([*people(3), {"email": "bad"}]), deps(fake_ses, sender_config))
     records = [r.record for r in caplog.records if r.getMessage() == "delivery record"]  # type: ignore[attr-defined]
     assert sorted(r["status"] for r in records) == ["invalid", "sent", "sent", "sent"]
+
+
+def test_suppression_lookup_failing_for_one_recipient_fails_it_unsent(fake_ses: FakeSes, sender_config: Any) -> None:
+    original = fake_ses.get_suppressed_destination
+
+    def flaky(email: str) -> Any:
+        if email == "user1@example.com":
+            raise Throttled("Too Many Requests", code="TooManyRequestsException")
+        return original(email)
+
+    fake_ses.get_suppressed_destination = flaky  # type: ignore[method-assign]
+    response = run_blast(event(people(3)), deps(fake_ses, sender_config))
+    record = next(r for r in response["records"] if r["email"] == "user1@example.com")
+    assert record["status"] == "failed" and record["error_code"] == "TooManyRequestsException"
+    assert response["counts"]["sent"] == 2
+    assert "user1@example.com" not in {r["Destination"]["ToAddresses"][0] for r in fake_ses.sent}
+
+
+def test_preflight_call_failing_past_retries_refuses_as_aws_error(fake_ses: FakeSes, sender_config: Any) -> None:
+    def denied() -> Any:
+        raise BlastFatal("not authorized to perform ses:GetAccount", code="AccessDeniedException")
+
+    fake_ses.get_account = denied  # type: ignore[method-assign]
+    with pytest.raises(AwsUnavailable, match="AccessDeniedException"):
+        run_blast(event(people(1)), deps(fake_ses, sender_config))
+    assert fake_ses.send_calls == 0
+
+
+def test_list_breaking_mid_way_stops_cleanly_as_partial(fake_ses: FakeSes, sender_config: Any) -> None:
+    class Broken:
+        def entries(self) -> Any:
+            yield from InlineSource(people(2)).entries()
+            raise OSError("connection reset while reading the list")
+
+        def count(self) -> None:
+            return None
+
+    d = deps(fake_ses, sender_config)
+    d.open_recipients = lambda _event: Broken()  # type: ignore[assignment,return-value]
+    response = run_blast(event(people(1)), d)
+    assert response["status"] == "partial" and response["counts"]["sent"] == 2
+    assert response["error"]["code"] == "RecipientsUnreadable"
