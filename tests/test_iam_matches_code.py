@@ -148,6 +148,29 @@ def _bindings(tree: ast.AST) -> dict[str, str]:
     return bound
 
 
+def _foreign_bindings(tree: ast.AST) -> set[str]:
+    """Names bound to an object of another library (`with smtplib.SMTP(...) as client`): not AWS clients."""
+    modules = {
+        alias.asname or alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } - {"boto3", "botocore"}
+    pairs: list[tuple[ast.AST, ast.AST]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With | ast.AsyncWith):
+            pairs += [(item.optional_vars, item.context_expr) for item in node.items if item.optional_vars]
+        elif isinstance(node, ast.Assign):
+            pairs += [(target, node.value) for target in node.targets]
+    foreign = set()
+    for target, value in pairs:
+        if isinstance(value, ast.Call) and not _client_services(value):
+            root = (_dotted(value.func) or "").split(".")[0]
+            if root in modules and (name := _dotted(target)) is not None:
+                foreign.add(name)
+    return foreign
+
+
 def _library_calls(tree: ast.AST, module: str) -> list[Call]:
     calls = []
     for node in ast.walk(tree):
@@ -190,6 +213,7 @@ def collect_module(source: str, module: str) -> list[Call]:
     tree = ast.parse(source, filename=module)
     services = sorted(set(_client_services(tree)))
     bindings = _bindings(tree)
+    foreign = _foreign_bindings(tree)
     calls = _library_calls(tree, module)
     for node in ast.walk(tree):
         if (
@@ -207,6 +231,8 @@ def collect_module(source: str, module: str) -> list[Call]:
         if method in CLIENT_HELPERS or method.startswith("_"):
             continue
         receiver = _dotted(node.value) or ""
+        if receiver in foreign and receiver not in bindings:
+            continue
         if not services:
             raise CollectError(
                 f"{where}: `{receiver}.{method}` calls AWS, but {module} builds no client with a literal "
@@ -373,6 +399,11 @@ def test_collector_keeps_two_clients_of_one_module_apart() -> None:
 def test_collector_counts_powertools_secret_reads() -> None:
     source = "from aws_lambda_powertools.utilities import parameters\nparameters.SecretsProvider().get('x')\n"
     assert [c.action for c in collect_module(source, "config.py")] == ["secretsmanager:GetSecretValue"]
+
+
+def test_collector_ignores_another_librarys_object_named_client() -> None:
+    source = "import smtplib\nwith smtplib.SMTP('localhost') as client:\n    client.ehlo()\n"
+    assert collect_module(source, "smtp.py") == []
 
 
 def test_collector_refuses_a_client_whose_service_it_cannot_see() -> None:

@@ -87,12 +87,11 @@ resource "aws_iam_role_policy" "kms" {
 data "aws_iam_policy_document" "ledger" {
   statement {
     sid = "DeliveryLedger"
+    # Claims and outcomes are conditional UpdateItems; status reads use GetItem and Query.
     actions = [
       "dynamodb:GetItem",
-      "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:Query",
-      "dynamodb:BatchWriteItem",
     ]
     resources = [aws_dynamodb_table.ledger.arn]
   }
@@ -104,8 +103,9 @@ resource "aws_iam_role_policy" "ledger" {
   policy = data.aws_iam_policy_document.ledger.json
 }
 
-# --- Fan-out queue (planner sends; the event source mapping receives and deletes with this role) ---
-# and the on-failure destination of asynchronous invocations.
+# --- Fan-out queue (the planner sends chunks; the event source mapping receives and deletes them with
+# this role; ChangeMessageVisibility is not needed: a failed record is reported, not re-timed) and the
+# on-failure destination of asynchronous invocations.
 data "aws_iam_policy_document" "queue" {
   statement {
     sid = "BlastQueue"
@@ -114,7 +114,6 @@ data "aws_iam_policy_document" "queue" {
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:GetQueueAttributes",
-      "sqs:ChangeMessageVisibility",
     ]
     resources = [aws_sqs_queue.blast.arn]
   }
