@@ -33,6 +33,8 @@ def _progress_line(p: Any) -> None:
 
 
 def _emit_metrics(response: dict[str, Any]) -> None:
+    if response.get("action") == "status":
+        return  # a status summary counts what earlier runs recorded: emitting them again would double count
     for status, count in response.get("counts", {}).items():
         metrics.add_metric(name=f"Records{status.title().replace('_', '')}", unit=MetricUnit.Count, value=count)
     if response.get("status") == BlastStatus.REFUSED.value:
