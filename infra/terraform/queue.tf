@@ -54,5 +54,5 @@ resource "aws_lambda_event_source_mapping" "blast" {
     maximum_concurrency = var.worker_concurrency
   }
 
-  depends_on = [aws_iam_role_policy.queue]
+  depends_on = [aws_iam_role_policy.queue, aws_iam_role_policy.kms]
 }

@@ -60,7 +60,7 @@ resource "aws_scheduler_schedule" "blast" {
 
   name                         = each.key
   group_name                   = aws_scheduler_schedule_group.this[0].name
-  description                  = each.value.description
+  description                  = each.value.description == "" ? null : each.value.description
   schedule_expression          = each.value.schedule_expression
   schedule_expression_timezone = each.value.timezone
   state                        = each.value.enabled ? "ENABLED" : "DISABLED"

@@ -86,6 +86,11 @@ variable "reserved_concurrency" {
   EOT
   type        = number
   default     = 4
+
+  validation {
+    condition     = var.reserved_concurrency == -1 || var.reserved_concurrency >= 3
+    error_message = "reserved_concurrency must be -1 (no reservation) or at least 3 (two workers and a planner)."
+  }
 }
 
 variable "log_retention_days" {
@@ -331,6 +336,11 @@ variable "secret_recovery_window_days" {
   description = "Days a deleted secret can still be restored (0 deletes at once; 7-30 otherwise)."
   type        = number
   default     = 7
+
+  validation {
+    condition     = var.secret_recovery_window_days == 0 || (var.secret_recovery_window_days >= 7 && var.secret_recovery_window_days <= 30)
+    error_message = "secret_recovery_window_days must be 0 or between 7 and 30."
+  }
 }
 
 variable "ledger_table_name" {
@@ -346,9 +356,14 @@ variable "ledger_deletion_protection" {
 }
 
 variable "kms_deletion_window_days" {
-  description = "Waiting period before the stack's KMS key is deleted after a destroy."
+  description = "Waiting period in days before the stack's KMS key is deleted after a destroy."
   type        = number
   default     = 30
+
+  validation {
+    condition     = var.kms_deletion_window_days >= 7 && var.kms_deletion_window_days <= 30
+    error_message = "kms_deletion_window_days must be between 7 and 30."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------------
