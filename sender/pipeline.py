@@ -343,6 +343,11 @@ class Blast:
             return DeliveryRecord(
                 blast_id, entry.email, Status.FAILED, error_code=e.code, reason=f"not sent: {e.message}"
             )
+        except Exception as e:  # noqa: BLE001 - a bug in a claim: this recipient is not sent, the blast goes on
+            logger.exception("claim failed", extra={"blast_id": blast_id})
+            return DeliveryRecord(
+                blast_id, entry.email, Status.FAILED, error_code=type(e).__name__, reason="not sent: the claim failed"
+            )
         if claim.result is ClaimResult.SENT:
             return DeliveryRecord(
                 blast_id,
