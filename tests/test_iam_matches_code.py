@@ -88,7 +88,7 @@ class Call:
 @cache
 def method_map(service: str) -> tuple[str, dict[str, str]]:
     """(IAM prefix, python method name -> API operation name) from botocore's model of `service`."""
-    client = boto3.client(
+    client: Any = boto3.client(  # type: ignore[call-overload]  # the service is a variable here
         service,
         region_name="us-east-1",
         aws_access_key_id="testing",
