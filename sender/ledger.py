@@ -185,9 +185,9 @@ class DynamoLedger:
         token = uuid.uuid4().hex
         try:
             for _ in range(CLAIM_ROUNDS):
-                old = self._try_claim(blast_id, key, token, takeover=None)
-                if old is None:
-                    return self._claimed(blast_id, key, token, attempts=0)
+                won, old = self._try_claim(blast_id, key, token, takeover=None)
+                if won:  # `old` is the item before: absent, or a settled failure whose attempts count on
+                    return self._claimed(blast_id, key, token, attempts=int(old.get("attempts") or 0))
                 if "status" not in old:  # the item vanished (TTL) between the write and the read: try again
                     continue
                 status = old["status"]
@@ -200,8 +200,8 @@ class DynamoLedger:
                     continue
                 if not (resend_unknown and self._resendable(old)):
                     return Claim(ClaimResult.IN_DOUBT, attempts=attempts)
-                taken = self._try_claim(blast_id, key, token, takeover=old)
-                if taken is None:
+                taken, _ = self._try_claim(blast_id, key, token, takeover=old)
+                if taken:
                     logger.warning(
                         "re-sending a recipient whose earlier send is in doubt (operator's choice)",
                         extra={"blast_id": blast_id, "was": status, "attempts": attempts},
@@ -225,8 +225,8 @@ class DynamoLedger:
 
     def _try_claim(
         self, blast_id: str, key: str, token: str, *, takeover: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """One conditional write. None when it succeeded, else the item as it was (or {} if absent)."""
+    ) -> tuple[bool, dict[str, Any]]:
+        """One conditional write: (whether it succeeded, the item as it was before; {} if absent)."""
         now = self._clock()
         values: dict[str, Any] = {
             ":sending": _s("sending"),
@@ -255,21 +255,22 @@ class DynamoLedger:
             else:
                 condition += " AND attribute_not_exists(claim_id)"
         try:
-            self._client.update_item(
+            answer = self._client.update_item(
                 TableName=self.table,
                 Key=self._key(blast_id, key),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=_NAMES,
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as e:
             if not _condition_failed(e):
                 raise
             item: Any = e.response.get("Item")
-            return plain(item) if item is not None else self._get(blast_id, key)
-        return None
+            return False, plain(item) if item is not None else self._get(blast_id, key)
+        return True, plain(answer.get("Attributes") or {})
 
     def _get(self, blast_id: str, key: str) -> dict[str, Any]:
         answer = self._client.get_item(TableName=self.table, Key=self._key(blast_id, key), ConsistentRead=True)
