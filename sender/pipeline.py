@@ -84,6 +84,10 @@ class Deps:
     progress: Callable[[Progress], None] | None = None
     progress_interval: float = 10.0
     limiter: Any = None  # injected in tests; else built from the account's MaxSendRate
+    # Fan-out workers: the planner's checks stand (its MaxSendRate is given), and a blast-fatal stop is shared.
+    account_rate: float | None = None
+    stop_check: Callable[[], tuple[str, str] | None] | None = None  # another worker's stop: (code, reason)
+    on_fatal: Callable[[str, str], None] | None = None  # tell the others this blast must stop
 
 
 class Recorder:
@@ -131,11 +135,23 @@ class _Fatal:
     code: str | None = None
     reason: str | None = None
 
+    on_trip: Callable[[str, str], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
     def trip(self, error: SenderError) -> None:
-        if not self.event.is_set():
-            self.code = error.code
-            self.reason = error.message
+        self.stop(error.code, error.message, announce=True)
+
+    def stop(self, code: str, reason: str, *, announce: bool) -> None:
+        with self._lock:
+            if self.event.is_set():
+                return
+            self.code, self.reason = code, reason
             self.event.set()
+        if announce and self.on_trip is not None:
+            try:
+                self.on_trip(code, reason)
+            except Exception:  # noqa: BLE001 - this blast still stops; the others find out on their own
+                logger.exception("could not share the blast-fatal stop")
 
 
 class _NotAttempted(Exception):
@@ -171,34 +187,59 @@ class Blast:
         self.tags = {"blast_id": tag_value(self.blast_id), **event.tags}
         self.preflight: Preflight | None = None
         self.source_error: str | None = None
+        self.total: int | None = None
+        if deps.on_fatal is not None:
+            self.fatal.on_trip = deps.on_fatal
 
     # --- stages ----------------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def check(self) -> tuple[Template, Preflight | None, RecipientSource]:
+        """Template, recipient source and preflight: every refusal happens here, before anything is sent."""
         deps, event = self.deps, self.event
         template = deps.renderer.load(str(event.template))  # TemplateError refuses before anything else
         source = deps.open_recipients(event)
-        total = source.count()
+        self.total = source.count()
         if self.offline:
             self.warnings.append("offline: AWS checks skipped (identity, DKIM, account, suppression)")
+            return template, None, source
+        assert deps.ses is not None
+        if deps.account_rate is not None:
+            # A fan-out worker: the planner ran the checks for the whole blast and passed the account's rate.
+            self.preflight = Preflight(
+                identity="(checked by the planner)",
+                identity_type=None,
+                dkim_status=None,
+                sandbox=False,
+                max_send_rate=deps.account_rate,
+                quota_left=None,
+                enforcement=None,
+            )
+            return template, self.preflight, source
+        try:
+            self.preflight = run_preflight(
+                deps.ses, deps.config, recipients=self.total, require_dkim=event.require_dkim
+            )
+        except SesError as e:
+            raise AwsUnavailable(f"SES answered {e.code} before sending: {e.message}") from e
+        self.warnings.extend(self.preflight.warnings)
+        return template, self.preflight, source
+
+    def run(self) -> dict[str, Any]:
+        deps, event = self.deps, self.event
+        template, preflight, source = self.check()
+        if event.action == "preflight":
+            return self._preflight_response(template, source)
+        if preflight is None:
             checker: SuppressionChecker = NoSuppressionCheck()
             limiter: Any = Unlimited()
         else:
             assert deps.ses is not None
             try:
-                self.preflight = run_preflight(
-                    deps.ses, deps.config, recipients=total, require_dkim=event.require_dkim
-                )
-                self.warnings.extend(self.preflight.warnings)
-                if event.action == "preflight":
-                    return self._preflight_response(template, source)
-                checker = choose_checker(deps.ses, total)
+                checker = choose_checker(deps.ses, self.total)
             except SesError as e:
-                raise AwsUnavailable(f"SES answered {e.code} before sending: {e.message}") from e
-            limiter = deps.limiter or RateLimiter(self._rate(self.preflight.max_send_rate))
-        if event.action == "preflight":
-            return self._preflight_response(template, source)
+                raise AwsUnavailable(f"SES answered {e.code} while reading the suppression list: {e.message}") from e
+            limiter = deps.limiter or RateLimiter(self._rate(preflight.max_send_rate))
 
-        recorder = Recorder(self.blast_id, total=total, deps=deps)
+        recorder = Recorder(self.blast_id, total=self.total, deps=deps)
         concurrency = default_concurrency(limiter.rate if math.isfinite(limiter.rate) else 1.0, deps.send_concurrency)
         remaining = self._stream(template, source, checker, limiter, recorder, concurrency)
         response = self._response(recorder, remaining, checker, limiter, concurrency)
@@ -246,6 +287,10 @@ class Blast:
                     stopped = True
                     break
                 seen += 1
+                if self.deps.stop_check is not None and not self.fatal.event.is_set():
+                    stopped_by = self._poll_stop()
+                    if stopped_by is not None:
+                        self.fatal.stop(*stopped_by, announce=False)
                 try:
                     record = self._prepare(entry, template, checker, dedupe, pool, limiter, in_flight)
                 except Exception as e:  # noqa: BLE001 - nothing was sent for this one: say so, go on
@@ -270,6 +315,14 @@ class Blast:
             return 0
         total = recorder.total
         return (total - seen) if total is not None else None
+
+    def _poll_stop(self) -> tuple[str, str] | None:
+        assert self.deps.stop_check is not None
+        try:
+            return self.deps.stop_check()
+        except Exception:  # noqa: BLE001 - not knowing of a stop is not a reason to stop
+            logger.exception("could not check for a blast-fatal stop")
+            return None
 
     def _record(self, recorder: Recorder, record: DeliveryRecord, *, noted: bool) -> None:
         recorder.add(record)
@@ -371,6 +424,13 @@ class Blast:
         remaining = self.deps.remaining_ms
         return self.fatal.event.is_set() or (remaining is not None and remaining() < RETRY_FLOOR_MS)
 
+    def _sleep_budget(self) -> float:
+        """Seconds a retry may sleep and still leave RETRY_FLOOR_MS of the invocation."""
+        remaining = self.deps.remaining_ms
+        if remaining is None:
+            return math.inf
+        return max(0.0, (remaining() - RETRY_FLOOR_MS) / 1000)
+
     def _render(self, entry: Recipient, template: Template) -> bytes:
         config = self.deps.config
         context = build_context(self.event.globals, entry.vars, entry.email, entry.name)
@@ -402,9 +462,16 @@ class Blast:
     def _send(self, entry: Recipient, request: dict[str, Any], limiter: Any, earlier: int) -> DeliveryRecord:
         attempts = 0
 
+        backoff = wait_random_exponential(multiplier=0.25, max=20)
+
+        def wait(retry_state: Any) -> float:
+            # Never sleep past the time left: a send still retrying when the invocation ends would leave its
+            # recipient `unknown`; one that stops in time is `failed`, and a re-run retries it.
+            return min(float(backoff(retry_state)), self._sleep_budget())
+
         retrying = Retrying(
             retry=retry_if_exception_type((Throttled, TransientSesError)),
-            wait=wait_random_exponential(multiplier=0.25, max=20),
+            wait=wait,
             stop=stop_any(stop_after_attempt(SEND_ATTEMPTS), _StopWhen(self._no_more_retries)),
             reraise=False,
         )
