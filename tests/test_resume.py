@@ -245,3 +245,30 @@ def lambda_status() -> dict[str, Any]:
     from sender.status import blast_status
 
     return blast_status("regatta-2027", Settings(delivery_table=TABLE))
+
+
+def test_retries_never_sleep_past_the_time_left_and_a_re_run_sends_it(
+    aws: Any, standin: SesStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin.configure(fail_with=[{"recipient": "busy@example.com", "code": "TooManyRequestsException"}])
+    monkeypatch.setattr("tenacity.wait.random.uniform", lambda low, high: high)  # the longest backoff each time
+    started: list[float] = []
+
+    def remaining_ms() -> int:  # 5.8 s left when the blast starts sending: 0.8 s above the retry floor
+        if not started:
+            started.append(time.monotonic())
+        return int(5_800 - (time.monotonic() - started[0]) * 1000)
+
+    response = run(event([{"email": "busy@example.com"}]), remaining_ms=remaining_ms)
+    elapsed = time.monotonic() - started[0]
+    (record,) = response["records"]
+    assert record["status"] == "failed" and record["error_code"] == "TooManyRequestsException"
+    # Backoffs of 0.25 and 0.5 s, then only what is left above the floor (0.05 s) instead of 1 s.
+    assert record["attempts"] >= 3 and elapsed < 1.2
+    stored = aws.get_item(TableName=TABLE, Key={"blast_id": {"S": "regatta-2027"}, "email": {"S": "busy@example.com"}})
+    assert stored["Item"]["status"] == {"S": "failed"}  # not left `sending`: the next run may claim it
+
+    standin.configure(fail_with=[])
+    again = run(event([{"email": "busy@example.com"}]))
+    assert again["records"][0]["status"] == "sent" and again["records"][0]["attempts"] == record["attempts"] + 1
+    assert per_recipient(standin) == {"busy@example.com": 1}
