@@ -156,6 +156,19 @@ class S3Source:
         """Unknown without reading the whole object."""
         return None
 
+    def line_range(self) -> tuple[int, int]:
+        """(first, last): the line numbers that may hold a recipient, for splitting the list into chunks of
+        lines (`start_line`/`end_line`). Reads the object once more, streamed, parsing nothing; `last` is
+        below `first` when the list has no recipient line."""
+        text = self._open()
+        last = 1 if self.format == "csv" else 0
+        try:
+            for number, _line in self._lines(text, whole=True):
+                last = number
+        finally:
+            text.close()
+        return (2 if self.format == "csv" else 1), last
+
     def close(self) -> None:
         if self._text is not None:
             self._text.close()
@@ -206,8 +219,8 @@ class S3Source:
             )
         return [low if low in special else name for name, low in zip(columns, lowered, strict=True)]
 
-    def _lines(self, text: io.TextIOWrapper) -> Iterator[tuple[int, str | None]]:
-        """(line number, line) for each line in range; None for a line too long to hold."""
+    def _lines(self, text: io.TextIOWrapper, *, whole: bool = False) -> Iterator[tuple[int, str | None]]:
+        """(line number, line) for each line in range (every line if `whole`); None for a line too long."""
         number = 1 if self.format == "csv" else 0  # the header is line 1
         while True:
             line = text.readline(MAX_LINE_CHARS)
@@ -220,9 +233,11 @@ class S3Source:
                     more = text.readline(MAX_LINE_CHARS)
                     if not more or more.endswith(("\n", "\r")):
                         break
-            if self.end_line is not None and number > self.end_line:
+            if whole:
+                pass
+            elif self.end_line is not None and number > self.end_line:
                 return
-            if number < self.start_line:
+            elif number < self.start_line:
                 continue
             yield number, None if too_long else line
 

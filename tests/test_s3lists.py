@@ -151,6 +151,23 @@ def test_a_line_range_yields_only_those_lines(s3: Any) -> None:
                                                    (6, "u6@example.com")]
 
 
+@pytest.mark.parametrize(
+    ("key", "body", "expected"),
+    [("a.csv", "email\nu1@example.com\n\nu2@example.com", (2, 4)), ("b.csv", "email\n", (2, 1)),
+     ("c.jsonl", '{"email": "u1@example.com"}\r\n{"email": "u2@example.com"}\r\n', (1, 2))],
+)
+def test_line_range_names_the_lines_a_planner_can_split(s3: Any, key: str, body: str, expected: Any) -> None:
+    assert S3Source(put(s3, key, body), client=s3).line_range() == expected
+
+
+def test_chunks_by_line_range_cover_every_line_once(s3: Any) -> None:
+    uri = put(s3, "all.jsonl", "".join(json.dumps({"email": f"u{i}@example.com"}) + "\n" for i in range(23)))
+    first, last = S3Source(uri, client=s3).line_range()
+    seen = [e.position for start in range(first, last + 1, 5)
+            for e in S3Source(uri, client=s3, start_line=start, end_line=min(start + 4, last)).entries()]
+    assert seen == list(range(1, 24))
+
+
 class CountingClient:
     """Counts the bytes read from every object body the client returns."""
 
