@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sender.errors import Refused, SenderError
 from sender.log import logger, metrics
 from sender.models import BlastStatus, parse_event, refused
-from sender.pipeline import run_blast
+from sender.pipeline import Blast, run_blast
 from sender.settings import Settings
 from sender.wiring import build_deps
 
@@ -37,19 +37,31 @@ def _emit_metrics(response: dict[str, Any]) -> None:
         return  # a status summary counts what earlier runs recorded: emitting them again would double count
     for status, count in response.get("counts", {}).items():
         metrics.add_metric(name=f"Records{status.title().replace('_', '')}", unit=MetricUnit.Count, value=count)
+    if "batchItemFailures" in response:  # a fan-out worker's batch
+        metrics.add_metric(name="ChunksFailed", unit=MetricUnit.Count, value=len(response["batchItemFailures"]))
     if response.get("status") == BlastStatus.REFUSED.value:
         metrics.add_metric(name="BlastsRefused", unit=MetricUnit.Count, value=1)
 
 
+def handle_chunks(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A fan-out worker's SQS batch. Whatever goes wrong, every message not done is reported failed, so
+    SQS delivers it again (and, past the receive limit, to the dead-letter queue): never lost."""
+    try:
+        from sender.fanout import handle_worker_batch
+
+        return handle_worker_batch(event, context, Settings.from_env())
+    except Exception as e:  # noqa: BLE001
+        logger.exception("chunk batch failed as a whole", extra={"error_code": getattr(e, "code", type(e).__name__)})
+        ids = [r.get("messageId") for r in event.get("Records", []) if isinstance(r, dict)]
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in ids if i]}
+
+
 def handle(event: Any, context: Any) -> dict[str, Any]:
+    if isinstance(event, dict) and "Records" in event:
+        return handle_chunks(event, context)
     blast_id = event.get("blast_id") if isinstance(event, dict) else None
     try:
         settings = Settings.from_env()
-        if isinstance(event, dict) and "Records" in event:
-            from sender.fanout import handle_worker_batch
-
-            result: dict[str, Any] = handle_worker_batch(event, context, settings)
-            return result
         parsed = parse_event(event)
         blast_id = parsed.blast_id
         if blast_id:
@@ -66,6 +78,12 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
             return report
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         deps = build_deps(settings, remaining_ms=remaining, progress=_progress_line)
+        if settings.queue_url and parsed.action == "send" and not parsed.dry_run:
+            from sender.fanout import Planner
+
+            blast = Blast(parsed, deps)
+            queued = Planner(settings, deps).run(parsed, remaining() if remaining else None, blast=blast)
+            return queued if queued is not None else blast.run()
         return run_blast(parsed, deps)
     except Refused as e:
         logger.warning("blast refused", extra={"error_code": e.code, "reason": e.message})

@@ -379,9 +379,65 @@ class DynamoLedger:
             raise _ledger_error(self.table, e, "reading a record") from e
         return item or None
 
+    # --- blast-level metadata (fan-out) ---------------------------------------------------------------------
+    def put_meta(
+        self,
+        blast_id: str,
+        key: str,
+        values: dict[str, Any],
+        *,
+        expect: dict[str, Any] | None,
+        overwrite: bool = False,
+    ) -> bool:
+        """Write a blast-level item (`#plan`, `#fatal`, `#chunk#...`).
+
+        `overwrite`: unconditionally. Otherwise with `expect` None: only if the item is absent; else only if
+        its `planned_at` is still the one in `expect` (optimistic concurrency). False when that condition
+        failed (someone else wrote first)."""
+        if not is_meta_key(key):
+            raise ValueError(f"{key!r} is not a metadata key")
+        names = {f"#a{i}": name for i, name in enumerate(values)}
+        typed = {f":v{i}": _typed(value) for i, value in enumerate(values.values())}
+        typed[":exp"] = _n(int(self._clock()) + self.ttl_s)
+        sets = [f"#a{i} = :v{i}" for i in range(len(values))] + ["expires_at = if_not_exists(expires_at, :exp)"]
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": self._key(blast_id, key),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": typed,
+        }
+        if not overwrite:
+            if expect is None:
+                kwargs["ConditionExpression"] = "attribute_not_exists(email)"
+            else:
+                names["#was"] = "planned_at"
+                typed[":was"] = _typed(expect.get("planned_at"))
+                kwargs["ConditionExpression"] = "#was = :was"
+        try:
+            self._client.update_item(**kwargs)
+        except ClientError as e:
+            if _condition_failed(e):
+                return False
+            raise _ledger_error(self.table, e, f"writing {key}") from e
+        except BotoCoreError as e:
+            raise _ledger_error(self.table, e, f"writing {key}") from e
+        return True
+
     @staticmethod
     def _key(blast_id: str, key: str) -> dict[str, Any]:
         return {"blast_id": _s(blast_id), "email": _s(key)}
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    """A plain value as a low-level DynamoDB attribute (the inverse of `plain`)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return _n(value)
+    return _s(str(value))
 
 
 def _iso(epoch: float) -> str:

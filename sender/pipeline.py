@@ -188,12 +188,19 @@ class Blast:
         self.preflight: Preflight | None = None
         self.source_error: str | None = None
         self.total: int | None = None
+        self._checked: tuple[Template, Preflight | None, RecipientSource] | None = None
         if deps.on_fatal is not None:
             self.fatal.on_trip = deps.on_fatal
 
     # --- stages ----------------------------------------------------------------------------------------
     def check(self) -> tuple[Template, Preflight | None, RecipientSource]:
         """Template, recipient source and preflight: every refusal happens here, before anything is sent."""
+        if self._checked is not None:
+            return self._checked
+        self._checked = self._check()
+        return self._checked
+
+    def _check(self) -> tuple[Template, Preflight | None, RecipientSource]:
         deps, event = self.deps, self.event
         template = deps.renderer.load(str(event.template))  # TemplateError refuses before anything else
         source = deps.open_recipients(event)

@@ -1,0 +1,248 @@
+"""Fan-out: the planner splits a large blast into SQS chunks once; workers share the account's rate and
+send every recipient exactly once, whatever is redelivered; a blast-fatal stop reaches every worker.
+
+SQS and DynamoDB are moto (in process); SES is the stand-in on 127.0.0.1 through a real sesv2 client.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from sender.fanout import FATAL_KEY, PLAN_KEY, build_bodies, chunk_key, needs_fan_out, plan_chunks
+from sender.handler import lambda_handler
+from sender.ledger import DynamoLedger
+from sender.models import parse_event
+from sender.settings import Settings
+from tests.conftest import SECRET, FakeContext
+from tests.standin.ses_server import SesStandin, rolling_peak
+from tests.test_ledger import create_table
+
+pytestmark = [pytest.mark.integration]
+
+TABLE = "deliveries"
+GLOBALS = {
+    "regatta": "Spring",
+    "event_date": "1 March",
+    "boarding_time": "9:30",
+    "dock": "C",
+    "boat": "Jada",
+    "booking_url": "https://x.example",
+    "contact_email": "b@example.com",
+}
+
+
+def people(n: int) -> list[dict[str, Any]]:
+    return [{"email": f"p{i:04d}@example.com", "name": f"P {i}"} for i in range(n)]
+
+
+def send_event(n: int, blast_id: str = "big-1", **extra: Any) -> dict[str, Any]:
+    return {"blast_id": blast_id, "template": "regatta-invite", "globals": GLOBALS, "recipients": people(n), **extra}
+
+
+# --- planning, pure ---------------------------------------------------------------------------------------------
+def test_chunks_cover_every_position_once_in_order() -> None:
+    specs = plan_chunks(1, 1001, 500)
+    assert [(s.first, s.last) for s in specs] == [(1, 500), (501, 1000), (1001, 1001)]
+    assert [s.index for s in specs] == [0, 1, 2]
+
+
+def test_fan_out_when_over_a_chunk_or_over_the_time_left() -> None:
+    settings = Settings(chunk_size=500, time_margin_ms=30_000)
+    assert needs_fan_out(settings, 501, rate=1000, remaining_ms=900_000)
+    assert not needs_fan_out(settings, 500, rate=1000, remaining_ms=900_000)
+    # 400 recipients at 1/s need 400 s; 5 minutes are left: fan out.
+    assert needs_fan_out(settings, 400, rate=1, remaining_ms=300_000)
+
+
+def test_inline_chunks_too_big_for_one_sqs_message_are_split_further() -> None:
+    fat = [{"email": f"u{i}@example.com", "vars": {"note": "x" * 5_000}} for i in range(120)]
+    event = parse_event({"blast_id": "b", "template": "regatta-invite", "recipients": fat})
+    bodies = build_bodies(event, 1, 120, 500, rate=14, generation=1)
+    assert len(bodies) > 1
+    assert all(len(json.dumps(b)) < 256 * 1024 for b in bodies)
+    positions = [p for b in bodies for p in range(b["first"], b["last"] + 1)]
+    assert positions == list(range(1, 121))
+    assert [r["email"] for b in bodies for r in b["event"]["recipients"]] == [r["email"] for r in fat]
+
+
+# --- against moto + the stand-in --------------------------------------------------------------------------------
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[SesStandin]:
+    with SesStandin(max_send_rate=40, latency_ms=5) as ses:
+        ses.add_identity("queenofsandiego.com")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SESV2", ses.endpoint_url)
+        yield ses
+
+
+@pytest.fixture
+def aws(standin: SesStandin, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), TABLE)
+        url = boto3.client("sqs").create_queue(QueueName="chunks")["QueueUrl"]
+        boto3.client("secretsmanager").create_secret(Name="jada/sender", SecretString=json.dumps(SECRET))
+        for key, value in {
+            "SENDER_SECRET_ID": "jada/sender",
+            "DELIVERY_TABLE": TABLE,
+            "BLAST_QUEUE_URL": url,
+            "CHUNK_SIZE": "30",
+            "WORKER_CONCURRENCY": "3",
+            "SES_MANAGEMENT_RATE": "100",
+        }.items():
+            monkeypatch.setenv(key, value)
+        yield {"queue_url": url}
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    """Every message now on the queue, as Lambda's SQS event records (and deleted from the queue)."""
+    sqs = boto3.client("sqs")
+    records = []
+    while True:
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        messages = answer.get("Messages", [])
+        if not messages:
+            return records
+        for m in messages:
+            records.append(
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-west-2:123456789012:chunks",
+                    "awsRegion": "us-west-2",
+                }
+            )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def run_workers(records: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Each record as its own SQS batch, `workers` at a time (the event source mapping's max concurrency)."""
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    pending = list(records)
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                record = pending.pop(0)
+            answer = lambda_handler({"Records": [record]}, FakeContext())
+            with lock:
+                results.append(answer)
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_planning_enqueues_each_chunk_once_even_when_the_plan_is_retried(
+    aws: dict[str, Any], standin: SesStandin
+) -> None:
+    first = lambda_handler(send_event(100), FakeContext())
+    assert first["status"] == "queued" and first["chunks"] == 4 and first["total"] == 100
+    again = lambda_handler(send_event(100), FakeContext())
+    assert again["status"] == "queued" and again["already_planned"] is True
+    bodies = [json.loads(r["body"]) for r in drain(aws["queue_url"])]
+    assert sorted(b["chunk"] for b in bodies) == [0, 1, 2, 3]
+    assert [(b["first"], b["last"]) for b in sorted(bodies, key=lambda b: b["chunk"])] == [
+        (1, 30),
+        (31, 60),
+        (61, 90),
+        (91, 100),
+    ]
+    assert standin.stats()["accepted"] == 0  # the planner sends nothing itself
+    plan = DynamoLedger(TABLE, ttl_days=1).get("big-1", PLAN_KEY)
+    assert plan is not None and plan["state"] == "queued" and plan["total"] == 100
+
+
+def test_small_blast_is_sent_by_the_planner_itself(aws: dict[str, Any], standin: SesStandin) -> None:
+    response = lambda_handler(send_event(5), FakeContext())
+    assert response["status"] == "complete" and response["counts"]["sent"] == 5
+    assert drain(aws["queue_url"]) == []
+
+
+def test_refused_blast_is_never_planned(aws: dict[str, Any], standin: SesStandin) -> None:
+    standin.add_identity("queenofsandiego.com", dkim_status="PENDING")
+    response = lambda_handler(send_event(100), FakeContext())
+    assert response["status"] == "refused" and response["error"]["code"] == "DkimNotVerified"
+    assert drain(aws["queue_url"]) == []
+
+
+def test_workers_send_everyone_exactly_once_under_the_fleet_rate_and_redelivery_is_harmless(
+    aws: dict[str, Any], standin: SesStandin
+) -> None:
+    lambda_handler(send_event(90), FakeContext())
+    records = drain(aws["queue_url"])
+    results = run_workers(records + records[:2], workers=3)  # two chunks delivered twice
+    assert all(r == {"batchItemFailures": []} for r in results)
+    stats = standin.stats()
+    assert stats["distinct_recipients"] == 90 and stats["duplicates"] == []
+    assert set(stats["per_recipient"].values()) == {1}
+    assert stats["peak_recipients_per_window"] <= 40
+    assert rolling_peak([m.monotonic for m in standin.accepted()]) <= 40
+    ledger = DynamoLedger(TABLE, ttl_days=1)
+    assert all(ledger.get("big-1", chunk_key(i))["state"] == "done" for i in range(3))
+    status = lambda_handler({"action": "status", "blast_id": "big-1"}, FakeContext())
+    assert status["counts"]["sent"] == 90
+
+
+def test_a_bad_chunk_is_a_partial_batch_failure_not_the_whole_batch(aws: dict[str, Any], standin: SesStandin) -> None:
+    lambda_handler(send_event(40), FakeContext())
+    records = drain(aws["queue_url"])
+    broken = dict(records[0], messageId="broken-1", body="{not json")
+    answer = lambda_handler({"Records": [broken, *records]}, FakeContext())
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "broken-1"}]}
+    assert standin.stats()["distinct_recipients"] == 40
+
+
+def test_a_chunk_that_runs_out_of_time_is_failed_for_redelivery_and_then_finishes(
+    aws: dict[str, Any], standin: SesStandin
+) -> None:
+    lambda_handler(send_event(40), FakeContext())
+    records = drain(aws["queue_url"])
+    first = records[0]
+    answer = lambda_handler({"Records": [first]}, FakeContext(remaining=29_000))  # under the 30 s margin
+    assert answer == {"batchItemFailures": [{"itemIdentifier": first["messageId"]}]}
+    answer = lambda_handler({"Records": [first]}, FakeContext())
+    assert answer == {"batchItemFailures": []}
+    assert standin.stats()["distinct_recipients"] == 30 and standin.stats()["duplicates"] == []
+
+
+def test_sending_paused_mid_blast_stops_every_worker(aws: dict[str, Any], standin: SesStandin) -> None:
+    lambda_handler(send_event(150), FakeContext())
+    records = drain(aws["queue_url"])
+    standin.configure(pause_after=20)
+    run_workers(records, workers=3)
+    stats = standin.stats()
+    assert stats["accepted"] == 20
+    refused = stats["errors"].get("SendingPausedException", 0)
+    # Each worker stops at its first paused answer or at its next look at #fatal (once a second): the calls
+    # after the pause are bounded by the workers' calls in flight plus a second of their share of the rate.
+    assert refused <= 3 * (2 * 4 + 14)
+    fatal = DynamoLedger(TABLE, ttl_days=1).get("big-1", FATAL_KEY)
+    assert fatal is not None and fatal["error_code"] == "SendingPausedException"
+    assert 150 - 20 - refused > 60  # most of the list was never attempted
+
+
+def test_a_worker_that_cannot_start_fails_every_message_back_to_the_queue(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lambda_handler(send_event(40), FakeContext())
+    records = drain(aws["queue_url"])
+    monkeypatch.delenv("DELIVERY_TABLE")  # misconfigured: a worker without its ledger must not send
+    answer = lambda_handler({"Records": records}, FakeContext())
+    assert answer == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
