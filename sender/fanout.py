@@ -26,7 +26,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sender.errors import ConfigError, InvalidEvent, SenderError
+from sender.errors import ConfigError, InvalidEvent, QuotaExceeded, SenderError
 from sender.ledger import DynamoLedger
 from sender.log import logger
 from sender.models import BlastEvent, BlastStatus, parse_event
@@ -149,6 +149,11 @@ class Planner:
         blast = blast if blast is not None else Blast(event, self.deps)
         _template, preflight, source = blast.check()  # refuses before anything is planned
         total, first, last = self._extent(event, source)
+        if preflight is not None and preflight.quota_left is not None and total > preflight.quota_left:
+            raise QuotaExceeded(
+                f"this blast has {total} recipients but only {preflight.quota_left} of the 24-hour quota is left. "
+                "Fix: wait for the quota to roll over, split the blast, or request a higher quota."
+            )
         rate = preflight.max_send_rate if preflight is not None else 1.0
         alone = min(rate, self.deps.max_send_rate) if self.deps.max_send_rate else rate
         if not needs_fan_out(self.settings, total, alone, remaining_ms):

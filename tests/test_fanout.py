@@ -246,3 +246,40 @@ def test_a_worker_that_cannot_start_fails_every_message_back_to_the_queue(
     monkeypatch.delenv("DELIVERY_TABLE")  # misconfigured: a worker without its ledger must not send
     answer = lambda_handler({"Records": records}, FakeContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
+
+
+def test_an_s3_list_is_planned_as_line_ranges_and_sent_once(aws: dict[str, Any], standin: SesStandin) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lists", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    rows = "".join(f"p{i:04d}@example.com,P {i},Jada\n" for i in range(70))
+    s3.put_object(Bucket="lists", Key="spring.csv", Body=("email,name,boat\n" + rows).encode())
+    event = {
+        "blast_id": "s3-big",
+        "template": "regatta-invite",
+        "globals": GLOBALS,
+        "recipients_uri": "s3://lists/spring.csv",
+    }
+    queued = lambda_handler(event, FakeContext())
+    assert queued["status"] == "queued" and queued["total"] == 70 and queued["chunks"] == 3
+    records = drain(aws["queue_url"])
+    bodies = sorted((json.loads(r["body"]) for r in records), key=lambda b: b["chunk"])
+    assert [(b["first"], b["last"]) for b in bodies] == [(2, 31), (32, 61), (62, 71)]  # line 1 is the header
+    assert all("recipients" not in b["event"] for b in bodies)
+    run_workers(records, workers=3)
+    stats = standin.stats()
+    assert stats["distinct_recipients"] == 70 and stats["duplicates"] == []
+
+
+def test_planning_refuses_a_list_longer_than_the_quota_left(aws: dict[str, Any], standin: SesStandin) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lists", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(
+        Bucket="lists",
+        Key="l.jsonl",
+        Body="".join(json.dumps({"email": f"u{i}@example.com"}) + "\n" for i in range(50)).encode(),
+    )
+    standin.configure(max_24_hour_send=40)
+    event = {"blast_id": "q", "template": "regatta-invite", "globals": GLOBALS, "recipients_uri": "s3://lists/l.jsonl"}
+    response = lambda_handler(event, FakeContext())
+    assert response["status"] == "refused" and response["error"]["code"] == "QuotaExceeded"
+    assert drain(aws["queue_url"]) == []
