@@ -145,8 +145,14 @@ def _condition_failed(error: ClientError) -> bool:
 
 def ledger_client_config() -> Config:
     # botocore retries throttles and dropped connections; a claim retried after a lost answer is recognised
-    # as our own by its claim_id, so retrying a conditional write is safe.
-    return Config(retries={"mode": "standard", "total_max_attempts": 6}, connect_timeout=5, read_timeout=10)
+    # as our own by its claim_id, so retrying a conditional write is safe. Claims run in the sending threads:
+    # one pooled connection for each (the pipeline's MAX_CONCURRENCY), never a new TLS handshake per claim.
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 6},
+        connect_timeout=5,
+        read_timeout=10,
+        max_pool_connections=64,
+    )
 
 
 class DynamoLedger:
