@@ -21,7 +21,7 @@ from sender.settings import Settings
 
 MAX_LISTED = 100  # unknown recipients listed in the answer; the total is always given
 STORED = ("sent", "failed", "invalid", "suppressed", "unknown", "sending")
-ATTRIBUTES = ("status", "at", "attempts", "claimed_at", "address", "reason", "error_code", "total")
+ATTRIBUTES = ("status", "at", "attempts", "claimed_at", "address", "reason", "error_code", "total", "state", "chunks")
 
 
 def blast_status(
@@ -76,9 +76,12 @@ def blast_status(
     planned = meta.get("#plan", {}).get("total")
     total = planned if isinstance(planned, int) else None
     fatal = meta.get("#fatal")
+    plan = meta.get("#plan", {})
+    chunks_total = plan.get("chunks") if isinstance(plan.get("chunks"), int) else None
+    chunks_done = sum(1 for key, item in meta.items() if key.startswith("#chunk#") and item.get("state") == "done")
     if recorded == 0 and not meta:
         state = "not_found"
-    elif counts["sending"]:
+    elif counts["sending"] or (chunks_total is not None and chunks_done < chunks_total and fatal is None):
         state = "in_progress"
     elif total is not None and recorded < total:
         state = "partial"
@@ -92,7 +95,7 @@ def blast_status(
     if counts["unknown"]:
         notes.append(
             f"{counts['unknown']} recipient(s) unknown: SES may or may not have accepted them, so they are never "
-            "re-sent automatically; `blast resend-unknown EVENT.json` (or \"resend_unknown\": true) re-sends "
+            're-sent automatically; `blast resend-unknown EVENT.json` (or "resend_unknown": true) re-sends '
             "them once"
         )
     if counts["failed"]:
@@ -110,6 +113,8 @@ def blast_status(
         "unknown_truncated": counts["unknown"] > len(unknown),
         "notes": notes,
     }
+    if chunks_total is not None:
+        summary["chunks"] = {"done": chunks_done, "total": chunks_total, "plan": plan.get("state")}
     if fatal is not None:
         summary["error"] = {"code": fatal.get("error_code"), "message": fatal.get("reason")}
     return summary

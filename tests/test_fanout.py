@@ -198,6 +198,17 @@ def test_workers_send_everyone_exactly_once_under_the_fleet_rate_and_redelivery_
     assert all(ledger.get("big-1", chunk_key(i))["state"] == "done" for i in range(3))
     status = lambda_handler({"action": "status", "blast_id": "big-1"}, FakeContext())
     assert status["counts"]["sent"] == 90
+    assert status["chunks"] == {"done": 3, "total": 3, "plan": "queued"}
+    assert status["status"] == "complete"
+
+
+def test_status_shows_chunks_done_of_total_while_workers_run(aws: dict[str, Any], standin: SesStandin) -> None:
+    lambda_handler(send_event(90), FakeContext())
+    records = drain(aws["queue_url"])
+    run_workers(records[:1], workers=1)
+    status = lambda_handler({"action": "status", "blast_id": "big-1"}, FakeContext())
+    assert status["chunks"]["done"] == 1 and status["chunks"]["total"] == 3
+    assert status["status"] == "in_progress" and status["counts"]["sent"] == 30
 
 
 def test_a_bad_chunk_is_a_partial_batch_failure_not_the_whole_batch(aws: dict[str, Any], standin: SesStandin) -> None:
