@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the package with its dev tools
 
 lint: install ## ruff and mypy
-	$(BIN)/ruff check sender tests benchmarks
+	$(BIN)/ruff check sender tests benchmarks scripts
 	$(BIN)/mypy
 
 test: lint tf-check ## The gate CI runs: lint, then the whole test suite
