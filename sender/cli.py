@@ -289,6 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the stored SMTP password (IAM secret key on stdin "
         "or in SES_IAM_SECRET_ACCESS_KEY) and probe SMTP AUTH",
     )
+    p.add_argument("--no-probe", action="store_true", help="with --smtp: compare the password only, no SMTP AUTH")
+    p.add_argument(
+        "--smtp-endpoint",
+        metavar="HOST[:PORT]",
+        help="SMTP endpoint to probe (default: email-smtp.<ses region>.amazonaws.com:587, STARTTLS)",
+    )
+    p.add_argument(
+        "--max-suppression-pages",
+        type=int,
+        default=10,
+        metavar="N",
+        help="count at most N pages of 1,000 suppression-list entries, about 1 s each (default 10; 0 = skip)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--config", metavar="FILE", help="sender configuration JSON instead of the secret (testing)")
     p.set_defaults(func=cmd_doctor)
