@@ -18,6 +18,9 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
 )
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -70,6 +73,9 @@ def classify(error: Exception, *, idempotent: bool) -> SesError:
         if status >= 500 or code in ("InternalFailure", "ServiceUnavailable", "InternalServerError"):
             return TransientSesError(message, code=code)
         return MessageRejected(message, code=code)
+    if isinstance(error, NoCredentialsError | PartialCredentialsError | NoRegionError):
+        # Nothing will work until someone fixes the configuration: no retry helps.
+        return BlastFatal(f"{error} (check the AWS credentials and region this runs with)", code=type(error).__name__)
     if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
         # The request never left: safe to retry.
         return TransientSesError(str(error), code=type(error).__name__)

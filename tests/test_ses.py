@@ -7,7 +7,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
 from botocore.stub import Stubber
 from tenacity import wait_none
 
@@ -24,13 +30,23 @@ def stubbed() -> tuple[SesAdapter, Stubber]:
 
 
 def client_error(stub: Stubber, method: str, code: str, status: int, message: str = "m", **params: Any) -> None:
-    stub.add_client_error(method, service_error_code=code, service_message=message, http_status_code=status,
-                          expected_params=params or None)
+    stub.add_client_error(
+        method,
+        service_error_code=code,
+        service_message=message,
+        http_status_code=status,
+        expected_params=params or None,
+    )
 
 
 def test_send_request_is_a_pure_dict_naming_the_one_recipient() -> None:
-    request = send_request(from_address="A <a@example.com>", to_address="b@example.com", raw_message=b"raw",
-                           configuration_set="set", tags={"blast_id": "b1"})
+    request = send_request(
+        from_address="A <a@example.com>",
+        to_address="b@example.com",
+        raw_message=b"raw",
+        configuration_set="set",
+        tags={"blast_id": "b1"},
+    )
     assert request == {
         "FromEmailAddress": "A <a@example.com>",
         "Destination": {"ToAddresses": ["b@example.com"]},
@@ -39,7 +55,8 @@ def test_send_request_is_a_pure_dict_naming_the_one_recipient() -> None:
         "EmailTags": [{"Name": "blast_id", "Value": "b1"}],
     }
     assert "ConfigurationSetName" not in send_request(
-        from_address="a@example.com", to_address="b@example.com", raw_message=b"", configuration_set=None, tags={})
+        from_address="a@example.com", to_address="b@example.com", raw_message=b"", configuration_set=None, tags={}
+    )
 
 
 def test_botocore_retries_are_off_so_tenacity_alone_retries() -> None:
@@ -67,8 +84,15 @@ def test_send_errors_are_classified(code: str, status: int, message: str, expect
     ses, stub = stubbed()
     client_error(stub, "send_email", code, status, message)
     with pytest.raises(expected) as info:
-        ses.send(send_request(from_address="a@example.com", to_address="b@example.com", raw_message=b"x",
-                              configuration_set=None, tags={}))
+        ses.send(
+            send_request(
+                from_address="a@example.com",
+                to_address="b@example.com",
+                raw_message=b"x",
+                configuration_set=None,
+                tags={},
+            )
+        )
     if expected is not BlastFatal or "Daily" not in message:
         assert info.value.code == code
 
@@ -80,11 +104,26 @@ def test_connection_errors_before_sending_are_retryable_but_no_answer_is_unknown
     assert isinstance(classify(ReadTimeoutError(endpoint_url="x"), idempotent=True), TransientSesError)
 
 
+def test_missing_credentials_or_region_are_fatal_not_retried() -> None:
+    assert isinstance(classify(NoCredentialsError(), idempotent=True), BlastFatal)
+    assert isinstance(classify(NoRegionError(), idempotent=False), BlastFatal)
+
+
 def test_send_returns_the_message_id() -> None:
     ses, stub = stubbed()
     stub.add_response("send_email", {"MessageId": "0100-abc"})
-    assert ses.send(send_request(from_address="a@example.com", to_address="b@example.com", raw_message=b"x",
-                                 configuration_set=None, tags={})) == "0100-abc"
+    assert (
+        ses.send(
+            send_request(
+                from_address="a@example.com",
+                to_address="b@example.com",
+                raw_message=b"x",
+                configuration_set=None,
+                tags={},
+            )
+        )
+        == "0100-abc"
+    )
 
 
 def test_management_calls_give_up_after_their_attempts() -> None:
@@ -102,8 +141,13 @@ def test_management_calls_retry_429_then_answer() -> None:
     client_error(stub, "get_suppressed_destination", "TooManyRequestsException", 429, EmailAddress="a@example.com")
     stub.add_response(
         "get_suppressed_destination",
-        {"SuppressedDestination": {"EmailAddress": "a@example.com", "Reason": "BOUNCE",
-                                   "LastUpdateTime": datetime(2026, 1, 2, tzinfo=UTC)}},
+        {
+            "SuppressedDestination": {
+                "EmailAddress": "a@example.com",
+                "Reason": "BOUNCE",
+                "LastUpdateTime": datetime(2026, 1, 2, tzinfo=UTC),
+            }
+        },
         {"EmailAddress": "a@example.com"},
     )
     entry = ses.get_suppressed_destination("a@example.com")
@@ -123,13 +167,21 @@ def test_listing_loops_on_next_token_with_the_largest_page() -> None:
     ses, stub = stubbed()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     page = [{"EmailAddress": f"u{i}@example.com", "Reason": "BOUNCE", "LastUpdateTime": start} for i in range(3)]
-    stub.add_response("list_suppressed_destinations",
-                      {"SuppressedDestinationSummaries": page[:2], "NextToken": "t1"},
-                      {"PageSize": 1000, "StartDate": start})
-    stub.add_response("list_suppressed_destinations", {"SuppressedDestinationSummaries": page[2:]},
-                      {"PageSize": 1000, "StartDate": start, "NextToken": "t1"})
+    stub.add_response(
+        "list_suppressed_destinations",
+        {"SuppressedDestinationSummaries": page[:2], "NextToken": "t1"},
+        {"PageSize": 1000, "StartDate": start},
+    )
+    stub.add_response(
+        "list_suppressed_destinations",
+        {"SuppressedDestinationSummaries": page[2:]},
+        {"PageSize": 1000, "StartDate": start, "NextToken": "t1"},
+    )
     assert [e["EmailAddress"] for e in ses.iter_suppressed_destinations(start_date=start)] == [
-        "u0@example.com", "u1@example.com", "u2@example.com"]
+        "u0@example.com",
+        "u1@example.com",
+        "u2@example.com",
+    ]
     stub.assert_no_pending_responses()
 
 
