@@ -218,7 +218,109 @@ def dry_run(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {"blast": blast, "naive": naive, "dry_run": dry_run}
+def fanout(args: dict[str, Any]) -> dict[str, Any]:
+    """A fan-out blast end to end in one process: the planner enqueues chunks on (moto) SQS, then `workers`
+    threads each run the Lambda handler on one chunk at a time, as the event source mapping would with
+    maximum_concurrency = workers. SES is the stand-in; DynamoDB, SQS and Secrets Manager are moto."""
+    _quiet_logs()
+    import boto3
+    from moto import mock_aws
+
+    from sender.handler import lambda_handler
+
+    n, workers, chunk = int(args["recipients"]), int(args["workers"]), int(args["chunk_size"])
+
+    class Context:
+        function_name = "bench"
+        memory_limit_in_mb = 1024
+        invoked_function_arn = "arn:aws:lambda:us-west-2:123456789012:function:bench"
+        aws_request_id = "bench"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 900_000
+
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName="deliveries",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "blast_id", "KeyType": "HASH"},
+                {"AttributeName": "email", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "blast_id", "AttributeType": "S"},
+                {"AttributeName": "email", "AttributeType": "S"},
+            ],
+        )
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="chunks")["QueueUrl"]
+        boto3.client("secretsmanager").create_secret(Name="bench", SecretString=CONFIG.read_text(encoding="utf-8"))
+        os.environ.update(
+            {
+                "SENDER_SECRET_ID": "bench",
+                "DELIVERY_TABLE": "deliveries",
+                "BLAST_QUEUE_URL": url,
+                "CHUNK_SIZE": str(chunk),
+                "WORKER_CONCURRENCY": str(workers),
+                "SES_MANAGEMENT_RATE": "100",
+            }
+        )
+        event = {
+            "blast_id": "bench-fanout",
+            "template": TEMPLATE,
+            "globals": _globals(),
+            "recipients": recipients(n, prefix="fan"),
+        }
+        queued = lambda_handler(event, Context())
+        records: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                break
+            for m in got:
+                records.append(
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": {},
+                        "messageAttributes": {},
+                        "md5OfBody": m["MD5OfBody"],
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:us-west-2:1:chunks",
+                        "awsRegion": "us-west-2",
+                    }
+                )
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        lock = threading.Lock()
+        failures: list[Any] = []
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if not records:
+                        return
+                    record = records.pop(0)
+                answer = lambda_handler({"Records": [record]}, Context())
+                with lock:
+                    failures.extend(answer.get("batchItemFailures", []))
+
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        threads = [threading.Thread(target=worker) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return {
+            "chunks": queued.get("chunks"),
+            "status": queued.get("status"),
+            "failures": len(failures),
+            "wall_s": time.perf_counter() - wall0,
+            "cpu_s": time.process_time() - cpu0,
+        }
+
+
+SCENARIOS = {"blast": blast, "naive": naive, "dry_run": dry_run, "fanout": fanout}
 
 
 def main(argv: list[str]) -> int:

@@ -41,7 +41,8 @@ PLAN_KEY = "#plan"
 FATAL_KEY = "#fatal"
 PLANNING_STALE_S = 300  # a plan left 'planning' this long was interrupted: the next planner finishes it
 FATAL_POLL_S = 1.0  # how often a worker looks for another worker's blast-fatal stop
-BODY_BUDGET = MAX_BODY - 8 * 1024  # room for the envelope around a chunk's recipients
+BODY_BUDGET = MAX_BODY - 8 * 1024
+REDELIVERY = "without it a redelivered chunk would send twice"  # room for the envelope around a chunk's recipients
 
 
 def chunk_key(index: int) -> str:
@@ -130,12 +131,7 @@ class Planner:
         if not settings.queue_url:
             raise ConfigError("fan-out needs BLAST_QUEUE_URL")
         if ledger is None:
-            if not settings.delivery_table:
-                raise ConfigError(
-                    "fan-out (BLAST_QUEUE_URL) needs the delivery ledger (DELIVERY_TABLE): without it a "
-                    "redelivered chunk would send twice"
-                )
-            ledger = DynamoLedger(settings.delivery_table, ttl_days=settings.ledger_ttl_days)
+            ledger = DynamoLedger.for_settings(settings, needed_for="fan-out (BLAST_QUEUE_URL)", why=REDELIVERY)
         self.settings = settings
         self.deps = deps
         self.ledger = ledger
@@ -328,9 +324,7 @@ def handle_worker_batch(event: dict[str, Any], context: Any, settings: Settings)
     """An SQS batch of chunks: each processed on its own, failures reported per item."""
     from sender.wiring import build_deps
 
-    if not settings.delivery_table:
-        raise ConfigError("a fan-out worker needs DELIVERY_TABLE: without it a redelivered chunk would send twice")
-    ledger = DynamoLedger(settings.delivery_table, ttl_days=settings.ledger_ttl_days)
+    ledger = DynamoLedger.for_settings(settings, needed_for="a fan-out worker", why=REDELIVERY)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:

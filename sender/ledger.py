@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sender.errors import SenderError
+from sender.errors import ConfigError, SenderError
 from sender.log import logger
 from sender.models import DeliveryRecord, Status
 
@@ -185,6 +185,13 @@ class DynamoLedger:
         self._clock = clock
         self._tokens: dict[tuple[str, str], str] = {}  # our live claims: (blast_id, key) -> claim_id
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_settings(cls, settings: Any, *, needed_for: str, why: str) -> DynamoLedger:
+        """The ledger named by DELIVERY_TABLE, or a ConfigError saying what needs it and why."""
+        if not settings.delivery_table:
+            raise ConfigError(f"{needed_for} needs the delivery ledger: set DELIVERY_TABLE ({why})")
+        return cls(settings.delivery_table, ttl_days=settings.ledger_ttl_days)
 
     # --- claims ------------------------------------------------------------------------------------------
     def claim(self, blast_id: str, key: str, *, resend_unknown: bool = False) -> Claim:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sender.errors import ConfigError, InvalidEvent
+from sender.errors import InvalidEvent
 from sender.ledger import DynamoLedger, is_meta_key
 from sender.models import BLAST_ID_RE
 from sender.settings import Settings
@@ -34,12 +34,11 @@ def blast_status(
     if not blast_id or not BLAST_ID_RE.fullmatch(blast_id):
         raise InvalidEvent("blast_id: must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     if ledger is None:
-        if not settings.delivery_table:
-            raise ConfigError(
-                "status needs the delivery ledger: set DELIVERY_TABLE to the DynamoDB table of delivery records "
-                "(without it the sender keeps no record of a blast once its run has answered)"
-            )
-        ledger = DynamoLedger(settings.delivery_table, ttl_days=settings.ledger_ttl_days)
+        ledger = DynamoLedger.for_settings(
+            settings,
+            needed_for="status",
+            why="without it the sender keeps no record of a blast once its run has answered",
+        )
     now = clock()
     counts = dict.fromkeys(STORED, 0)
     unknown: list[dict[str, Any]] = []
