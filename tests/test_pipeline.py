@@ -309,3 +309,20 @@ def test_list_breaking_mid_way_stops_cleanly_as_partial(fake_ses: FakeSes, sende
     response = run_blast(event(people(1)), d)
     assert response["status"] == "partial" and response["counts"]["sent"] == 2
     assert response["error"]["code"] == "RecipientsUnreadable"
+
+
+def test_progress_is_reported_at_intervals_with_counts(fake_ses: FakeSes, sender_config: Any) -> None:
+    seen: list[Any] = []
+    run_blast(event(people(5)), deps(fake_ses, sender_config, progress=seen.append, progress_interval=0.0))
+    assert [p.done for p in seen] == [1, 2, 3, 4, 5]
+    assert seen[-1].counts["sent"] == 5 and seen[-1].total == 5
+
+
+def test_lambda_progress_line_is_a_structured_log(caplog: pytest.LogCaptureFixture) -> None:
+    from sender.handler import _progress_line
+    from sender.pipeline import Progress
+
+    caplog.set_level("INFO")
+    _progress_line(Progress(done=3, total=10, counts={"sent": 3}, elapsed=1.5, rate=2.0))
+    record = next(r for r in caplog.records if r.getMessage() == "progress")
+    assert record.done == 3 and record.total == 10  # type: ignore[attr-defined]
