@@ -10,23 +10,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from sender import __version__
-from sender.errors import ConfigError, Refused, SenderError
-from sender.models import BlastEvent, Status, parse_event, refused
+from sender.errors import SenderError
+from sender.models import BlastEvent, Status, parse_event, refused, safe_blast_id
+from sender.settings import default_region
 
 EXIT_OK, EXIT_REFUSED, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 3, 2
 OFFLINE_PLACEHOLDER = {"from_address": "Example Sender <sender@example.com>"}
 
 
-def _read_event(path: str) -> Any:
+class UsageError(Exception):
+    """An input the command cannot read: exit status 2 with the message."""
+
+
+def _read_text(path: str, what: str) -> str:
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as e:
-        raise SystemExit(f"blast: cannot read {path}: {e.strerror}") from None
+        raise UsageError(f"blast: cannot read {what} {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"blast: {what} {path} is not UTF-8 text") from None
+
+
+def _read_event(path: str) -> Any:
+    text = _read_text(path, "the event")
     try:
         return json.loads(text)
     except ValueError as e:
-        raise SystemExit(f"blast: {path} is not valid JSON: {e}") from None
+        raise UsageError(f"blast: {path} is not valid JSON: {e}") from None
 
 
 def _console(stderr: bool = False) -> Any:
@@ -139,9 +152,10 @@ def _run_local(args: argparse.Namespace, *, dry_run: bool) -> int:
         settings = Settings.from_env()
         config = None
         if args.config:
-            config = parse_config(Path(args.config).read_text(encoding="utf-8"))
-        elif args.offline and not settings.secret_id:
-            print("warning: no --config and no SENDER_SECRET_ID: using a placeholder From", file=sys.stderr)
+            config = parse_config(_read_text(args.config, "--config"))
+        elif args.offline:
+            # Offline means no AWS at all: the secret is not read even when SENDER_SECRET_ID is set.
+            print("warning: offline and no --config: using a placeholder From", file=sys.stderr)
             config = parse_config(OFFLINE_PLACEHOLDER)
         writer = None
         out_dir = None
@@ -160,12 +174,12 @@ def _run_local(args: argparse.Namespace, *, dry_run: bool) -> int:
             response = run_blast(event, deps)
         if out_dir is not None:
             response["preview"] = str(out_dir / "index.html")
-    except Refused as e:
-        response = refused(raw.get("blast_id") if isinstance(raw, dict) else None, e.code, e.message, dry_run=dry_run)
     except SenderError as e:
-        response = refused(raw.get("blast_id") if isinstance(raw, dict) else None, e.code, e.message, dry_run=dry_run)
+        response = refused(safe_blast_id(raw), e.code, e.message, dry_run=dry_run)
+    except (BotoCoreError, ClientError) as e:
+        response = refused(safe_blast_id(raw), "AwsError", f"an AWS call failed: {e}", dry_run=dry_run)
     except OSError as e:
-        response = refused(None, ConfigError.code, f"cannot read --config: {e.strerror}")
+        response = refused(safe_blast_id(raw), "OutputError", f"cannot write the dry-run files: {e}", dry_run=dry_run)
     print_summary(response, as_json=args.json)
     return _exit_code(response)
 
@@ -191,12 +205,16 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     payload = _read_event(args.event)
     if args.dry_run and isinstance(payload, dict):
         payload["dry_run"] = True
-    client = boto3.client("lambda", region_name=args.region) if args.region else boto3.client("lambda")
-    answer = client.invoke(
-        FunctionName=args.function,
-        InvocationType="Event" if args.asynchronous else "RequestResponse",
-        Payload=json.dumps(payload).encode(),
-    )
+    try:
+        client = boto3.client("lambda", region_name=args.region or default_region())
+        answer = client.invoke(
+            FunctionName=args.function,
+            InvocationType="Event" if args.asynchronous else "RequestResponse",
+            Payload=json.dumps(payload).encode(),
+        )
+    except (BotoCoreError, ClientError) as e:
+        print(f"blast invoke: {e}", file=sys.stderr)
+        return EXIT_REFUSED
     if args.asynchronous:
         print(f"queued (HTTP {answer.get('StatusCode')})")
         return EXIT_OK
@@ -215,7 +233,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         summary = blast_status(args.blast_id, Settings.from_env())
     except SenderError as e:
-        summary = refused(args.blast_id, e.code, e.message)
+        summary = refused(safe_blast_id({"blast_id": args.blast_id}), e.code, e.message)
+    except (BotoCoreError, ClientError) as e:
+        summary = refused(safe_blast_id({"blast_id": args.blast_id}), "AwsError", f"an AWS call failed: {e}")
     print(json.dumps(summary, indent=2, default=str))
     return EXIT_REFUSED if summary.get("status") == "refused" else EXIT_OK
 
@@ -321,7 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("BLAST_LOG_TO_STDERR", "1")
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
     return code
 
 

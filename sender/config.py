@@ -8,6 +8,7 @@ ever logged, raised or returned: errors name keys, never values.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from typing import Any
@@ -18,8 +19,11 @@ from email_validator import EmailNotValidError, validate_email
 
 from sender import log as _log  # noqa: F401 - quiets botocore's wire logging before any secret is read
 from sender.errors import ConfigError
+from sender.settings import default_region
 
 SECRET_MAX_AGE_SECONDS = 300
+# One URI that goes inside <...> in a header: printable ASCII without space, '<', '>' or ','.
+UNSUBSCRIBE_URI = re.compile(r"(mailto:|https://)[\x21-\x2b\x2d-\x3b\x3d\x3f-\x7e]{1,1990}")
 KNOWN_KEYS = frozenset(
     {
         "from_address",
@@ -106,8 +110,11 @@ def parse_config(raw: Any) -> SenderConfig:
     if role_arn is not None and not role_arn.startswith("arn:aws"):
         raise ConfigError("secret key 'role_arn' must be an IAM role ARN")
     unsubscribe = optional_str("list_unsubscribe")
-    if unsubscribe is not None and not unsubscribe.startswith(("mailto:", "https://")):
-        raise ConfigError("secret key 'list_unsubscribe' must be a mailto: or https:// URI")
+    if unsubscribe is not None and not UNSUBSCRIBE_URI.fullmatch(unsubscribe):
+        raise ConfigError(
+            "secret key 'list_unsubscribe' must be one mailto: or https:// URI (no spaces, control characters, "
+            "'<', '>' or ',', at most 2000 characters)"
+        )
     username, password = optional_str("smtp_username"), optional_str("smtp_password")
     if (username is None) != (password is None):
         raise ConfigError("secret keys 'smtp_username' and 'smtp_password' go together")
@@ -142,7 +149,7 @@ class SecretStore:
     """Reads the secret through powertools' SecretsProvider, cached for SECRET_MAX_AGE_SECONDS."""
 
     def __init__(self, client: Any = None, *, max_age: int = SECRET_MAX_AGE_SECONDS) -> None:
-        self._client = client if client is not None else boto3.client("secretsmanager")
+        self._client = client if client is not None else boto3.client("secretsmanager", region_name=default_region())
         self._provider = parameters.SecretsProvider(boto3_client=self._client)
         self._max_age = max_age
 

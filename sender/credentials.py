@@ -8,12 +8,14 @@ import boto3
 import botocore.session
 from botocore.credentials import RefreshableCredentials
 
+from sender.settings import default_region
+
 SESSION_NAME = "jada-blast-sender"
 
 
 def assumed_session(role_arn: str, *, region: str | None = None, sts_client: Any = None) -> boto3.Session:
     """A boto3 Session whose credentials come from sts:AssumeRole and refresh themselves."""
-    client = sts_client if sts_client is not None else boto3.client("sts")
+    client = sts_client if sts_client is not None else boto3.client("sts", region_name=region or default_region())
 
     def fetch() -> dict[str, str]:
         creds = client.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME, DurationSeconds=3600)["Credentials"]

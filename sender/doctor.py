@@ -1352,13 +1352,23 @@ def run_doctor_event(event: Any, settings: Any) -> dict[str, Any]:
     return report.to_dict()
 
 
+# The stored SMTP credentials are only ever offered to SES's own endpoints (or a local test server).
+SES_SMTP_HOST = re.compile(r"^email-smtp(-fips)?\.[a-z0-9-]+\.amazonaws\.com$")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _parse_endpoint(value: str | None) -> tuple[str | None, int]:
     if not value:
         return None, SMTP_PORT
     host, sep, port = value.rpartition(":")
-    if sep and port.isdigit() and host:
-        return host, int(port)
-    return value, SMTP_PORT
+    if not (sep and port.isdigit() and host):
+        host, port = value, str(SMTP_PORT)
+    if not (SES_SMTP_HOST.match(host) or host in LOOPBACK_HOSTS):
+        raise ValueError(
+            f"--smtp-endpoint {host!r} is not an SES SMTP endpoint (email-smtp.<region>.amazonaws.com): "
+            "the stored SMTP password is never offered to any other server"
+        )
+    return host, int(port)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1380,7 +1390,11 @@ def main(args: argparse.Namespace) -> int:
         return 2
     smtp_options = None
     if getattr(args, "smtp", False):
-        host, port = _parse_endpoint(getattr(args, "smtp_endpoint", None))
+        try:
+            host, port = _parse_endpoint(getattr(args, "smtp_endpoint", None))
+        except ValueError as e:
+            err.print(f"blast doctor: {e}")
+            return 2
         key = read_iam_secret_key(prompt="IAM secret access key of the SMTP user (Enter to skip the comparison): ")
         smtp_options = SmtpOptions(
             iam_secret_key=key, probe=not getattr(args, "no_probe", False), host=host, port=port, required=True

@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from sender.errors import ConfigError, InvalidEvent, QuotaExceeded, SenderError
 from sender.ledger import DynamoLedger
 from sender.log import logger
-from sender.models import BlastEvent, BlastStatus, parse_event
+from sender.models import BlastEvent, BlastStatus, Status, parse_event
 from sender.pipeline import Blast, Deps
 from sender.queue import MAX_BODY, ChunkQueue
 from sender.recipients import InlineSource, RecipientSource
@@ -205,7 +205,7 @@ class Planner:
             "blast_id": event.blast_id,
             "status": BlastStatus.QUEUED.value,
             "dry_run": False,
-            "counts": {},
+            "counts": {s.value: 0 for s in Status},  # the workers' records: `blast status` counts them
             "records": [],
             "chunks": plan.get("chunks"),
             "total": plan.get("total"),

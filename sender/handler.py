@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sender.errors import Refused, SenderError
 from sender.log import logger, metrics
-from sender.models import BlastStatus, parse_event, refused
+from sender.models import BlastStatus, parse_event, refused, safe_blast_id
 from sender.pipeline import Blast, run_blast
 from sender.settings import Settings
 from sender.wiring import build_deps
@@ -56,10 +56,21 @@ def handle_chunks(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": i} for i in ids if i]}
 
 
+def is_sqs_batch(event: Any) -> bool:
+    """An SQS event source's batch: a list of records, each from aws:sqs. Anything else is an invoke payload
+    (and a stray `Records` key in one is refused as an unknown field)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    )
+
+
 def handle(event: Any, context: Any) -> dict[str, Any]:
-    if isinstance(event, dict) and "Records" in event:
+    if is_sqs_batch(event):
         return handle_chunks(event, context)
-    blast_id = event.get("blast_id") if isinstance(event, dict) else None
+    blast_id = safe_blast_id(event)
     try:
         settings = Settings.from_env()
         parsed = parse_event(event)

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sender.errors import ConfigError, SenderError
 from sender.log import logger
 from sender.models import DeliveryRecord, Status
+from sender.settings import default_region
 
 
 class ClaimResult(StrEnum):
@@ -110,7 +111,7 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
     """A low-level DynamoDB item as plain values (S, N, BOOL and NULL are all we write)."""
     out: dict[str, Any] = {}
     for name, typed in item.items():
-        (kind, value), = typed.items()
+        ((kind, value),) = typed.items()
         if kind == "N":
             number = float(value)
             out[name] = int(number) if number.is_integer() else number
@@ -177,7 +178,7 @@ class DynamoLedger:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if client is None:
-            client = boto3.client("dynamodb", config=ledger_client_config())
+            client = boto3.client("dynamodb", region_name=default_region(), config=ledger_client_config())
         self._client = client
         self.table = table_name
         self.ttl_s = int(ttl_days) * 86_400

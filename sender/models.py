@@ -191,6 +191,12 @@ class DeliveryRecord:
         }
 
 
+def safe_blast_id(raw: Any) -> str | None:
+    """The event's blast_id when it is a valid one, else None: a response never echoes an invalid value."""
+    value = raw.get("blast_id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and BLAST_ID_RE.fullmatch(value) else None
+
+
 def refused(blast_id: str | None, code: str, message: str, *, dry_run: bool = False) -> dict[str, Any]:
     """The response for a blast that did not start."""
     return {

@@ -10,6 +10,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sender.errors import AwsUnavailable
+from sender.settings import default_region
 
 BATCH = 10  # SQS's most entries per SendMessageBatch
 MAX_BODY = 256 * 1024  # SQS's largest message
@@ -19,7 +20,7 @@ ROUNDS = 5
 class ChunkQueue:
     def __init__(self, queue_url: str, *, client: Any = None, sleep: Any = time.sleep) -> None:
         self.queue_url = queue_url
-        self._client = client if client is not None else boto3.client("sqs")
+        self._client = client if client is not None else boto3.client("sqs", region_name=default_region())
         self._sleep = sleep
 
     def send(self, bodies: list[dict[str, Any]]) -> int:

@@ -8,6 +8,7 @@ passed to templates, never compiled). Headers are built so no value can inject a
 from __future__ import annotations
 
 import binascii
+import email.errors
 import re
 import secrets
 import threading
@@ -144,6 +145,10 @@ class Renderer:
             env = self._html_env if part == "html" else self._text_env
             try:
                 parts[part] = env.get_template(f"{name}/{part}.j2")
+            except UnicodeDecodeError:
+                raise TemplateError(f"template {name}/{part}.j2 is not UTF-8 text") from None
+            except OSError as e:
+                raise TemplateError(f"template {name}/{part}.j2 cannot be read: {e.strerror}") from None
             except jinja2.TemplateSyntaxError as e:
                 raise TemplateError(f"template {name}/{part}.j2 line {e.lineno}: {e.message}") from None
             except jinja2.TemplateError as e:
@@ -165,7 +170,16 @@ def build_context(globals_: dict[str, Any], vars_: dict[str, Any], email: str, n
     return context
 
 
-def build_mime(
+def build_mime(**fields: Any) -> bytes:
+    """The exact bytes SES will send (see `_build_mime`). Data that cannot be encoded (a lone surrogate in a
+    name or a var, say) fails that one recipient as invalid rather than as a send that a re-run retries."""
+    try:
+        return _build_mime(**fields)
+    except (UnicodeError, email.errors.MessageError) as e:
+        raise RecipientError(f"the message cannot be encoded: {type(e).__name__}", code="Unencodable") from None
+
+
+def _build_mime(
     *,
     from_name: str | None,
     from_email: str,
@@ -185,7 +199,9 @@ def build_mime(
     text_part = _text_part(rendered.text, "plain")
     if rendered.html is not None:
         msg: MIMEMultipart | MIMENonMultipart = MIMEMultipart(
-            "alternative", boundary=f"=_{secrets.token_hex(12)}", policy=_POLICY  # Content-Type fits one line
+            "alternative",
+            boundary=f"=_{secrets.token_hex(12)}",
+            policy=_POLICY,  # Content-Type fits one line
         )
         msg.attach(text_part)
         msg.attach(_text_part(rendered.html, "html"))

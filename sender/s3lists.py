@@ -32,6 +32,7 @@ from sender.errors import AwsUnavailable, ConfigError, InvalidEvent, SenderError
 from sender.log import logger
 from sender.models import BadRecipient, Recipient
 from sender.recipients import validate_entry
+from sender.settings import default_region
 
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
@@ -144,7 +145,7 @@ class S3Source:
             raise InvalidEvent("end_line must not be before start_line")
         self.start_line = start_line or 1
         self.end_line = end_line
-        self._client: Any = client if client is not None else boto3.client("s3")
+        self._client: Any = client if client is not None else boto3.client("s3", region_name=default_region())
         self.columns: list[str] = []
         self._text: io.TextIOWrapper | None = self._open()
 
@@ -295,6 +296,8 @@ def _by_line(entry: Recipient | BadRecipient) -> Recipient | BadRecipient:
         prefix = f"entry {entry.position}:"
         if entry.reason.startswith(prefix):
             entry = BadRecipient(
-                email=entry.email, reason=f"line {entry.position}:{entry.reason[len(prefix):]}", position=entry.position
+                email=entry.email,
+                reason=f"line {entry.position}:{entry.reason[len(prefix) :]}",
+                position=entry.position,
             )
     return entry

@@ -32,6 +32,7 @@ from sender.errors import (
     Throttled,
     TransientSesError,
 )
+from sender.settings import default_region
 from sender.throttle import Pacer
 
 THROTTLE_CODES = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"})
@@ -114,7 +115,7 @@ class SesAdapter:
     ) -> None:
         if client is None:
             factory = session if session is not None else boto3
-            client = factory.client("sesv2", region_name=region, config=client_config(pool_size))
+            client = factory.client("sesv2", region_name=region or default_region(), config=client_config(pool_size))
         self._client = client
         self._pacer = pacer if pacer is not None else Pacer()
         self._attempts = management_attempts

@@ -12,6 +12,12 @@ from sender.errors import ConfigError
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
+def default_region() -> str | None:
+    """AWS_REGION, then AWS_DEFAULT_REGION. boto3 itself reads only the second; Lambda sets both, a shell
+    often only the first. Every client gets this, so either works (None: boto3's own chain decides)."""
+    return (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "").strip() or None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     secret_id: str | None = None
@@ -64,7 +70,5 @@ class Settings:
             ledger_ttl_days=int(number("LEDGER_TTL_DAYS", 180, integer=True, minimum=1) or 180),
             time_margin_ms=int(number("TIME_MARGIN_MS", 30_000, integer=True, minimum=0) or 0),
             region=text("AWS_REGION") or text("AWS_DEFAULT_REGION"),
-            ses_management_rate=float(
-                number("SES_MANAGEMENT_RATE", 1.0, integer=False, minimum=0.01) or 1.0
-            ),
+            ses_management_rate=float(number("SES_MANAGEMENT_RATE", 1.0, integer=False, minimum=0.01) or 1.0),
         )

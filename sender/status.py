@@ -16,7 +16,7 @@ from typing import Any
 
 from sender.errors import InvalidEvent
 from sender.ledger import DynamoLedger, is_meta_key
-from sender.models import BLAST_ID_RE
+from sender.models import BLAST_ID_RE, Status
 from sender.settings import Settings
 
 MAX_LISTED = 100  # unknown recipients listed in the answer; the total is always given
@@ -40,7 +40,9 @@ def blast_status(
             why="without it the sender keeps no record of a blast once its run has answered",
         )
     now = clock()
-    counts = dict.fromkeys(STORED, 0)
+    # Every record status of the contract (dry runs and in-list duplicates are never stored, so they stay 0),
+    # plus `sending` for claims in flight.
+    counts = {**{s.value: 0 for s in Status}, **dict.fromkeys(STORED, 0)}
     unknown: list[dict[str, Any]] = []
     meta: dict[str, dict[str, Any]] = {}
     last_update: str | None = None

@@ -72,3 +72,44 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
         build_parser().parse_args([command, "--help"])
     assert info.value.code == 0
     assert "usage: blast" in capsys.readouterr().out
+
+
+def test_unreadable_inputs_are_usage_errors_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["dry-run", str(binary), "--offline"]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    assert main(["dry-run", str(tmp_path / "missing.json"), "--offline"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    event = str(ROOT / "examples/regatta-invite.json")
+    assert main(["dry-run", event, "--offline", "--config", str(binary), "--no-files"]) == 2
+
+
+def test_offline_never_reads_the_secret_even_when_one_is_named(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SENDER_SECRET_ID", "jada/sender")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")  # nothing listens there
+    code = main(["dry-run", str(ROOT / "examples/regatta-invite.json"), "--offline", "--json", "--no-files"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["dry_run"] == 4
+
+
+def test_a_dry_run_that_cannot_write_its_files_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(["dry-run", str(ROOT / "examples/regatta-invite.json"), "--offline", "--json",
+                 "--out", str(blocker)])
+    response = json.loads(capsys.readouterr().out)
+    assert code == 1 and response["error"]["code"] == "OutputError"
+
+
+def test_every_client_takes_aws_region_when_only_it_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sender.config import SecretStore
+    from sender.ledger import DynamoLedger
+    from sender.queue import ChunkQueue
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert SecretStore()._client.meta.region_name == "eu-west-1"
+    assert DynamoLedger("t", ttl_days=1)._client.meta.region_name == "eu-west-1"
+    assert ChunkQueue("https://sqs.eu-west-1.amazonaws.com/1/q")._client.meta.region_name == "eu-west-1"

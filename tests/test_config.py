@@ -98,3 +98,12 @@ def test_secret_values_never_reach_logs(secret: dict[str, Any], caplog: pytest.L
     everything = caplog.text + out.out + out.err + str(info.value)
     assert SECRET["smtp_password"] not in everything
     assert SECRET["smtp_username"] not in everything
+
+
+@pytest.mark.parametrize(
+    "value", ["mailto:u@example.com\nX-Evil: 1", "https://example.com/u a", "https://e.com/>x", "mailto:a@b.c,d@e.f",
+              "https://" + "x" * 2000]
+)
+def test_list_unsubscribe_must_be_one_header_safe_uri(value: str) -> None:
+    with pytest.raises(ConfigError, match="list_unsubscribe"):
+        parse_config({"from_address": "a@example.com", "list_unsubscribe": value})

@@ -830,3 +830,12 @@ def test_done_when_the_standin_reports_exactly_three_fails_as_text(
     assert "2. FAIL From identity > DKIM:" in fixes
     assert "3. FAIL Suppression > ann@example.com:" in fixes
     assert "\x1b[" not in out
+
+
+def test_smtp_credentials_are_only_offered_to_ses_endpoints_or_loopback() -> None:
+    from sender.doctor import _parse_endpoint
+
+    assert _parse_endpoint("email-smtp.us-west-2.amazonaws.com:465") == ("email-smtp.us-west-2.amazonaws.com", 465)
+    assert _parse_endpoint("127.0.0.1:2525") == ("127.0.0.1", 2525)
+    with pytest.raises(ValueError, match="not an SES SMTP endpoint"):
+        _parse_endpoint("smtp.attacker.example:587")

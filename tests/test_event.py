@@ -86,3 +86,17 @@ def test_error_message_does_not_echo_values() -> None:
     with pytest.raises(InvalidEvent) as info:
         parse_event({**GOOD, "blast_id": "secret value with spaces"})
     assert "secret value" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "raw", [{"Records": None}, {"Records": 5}, {"Records": "abc"}, {"Records": [{"body": "x"}]}, {"Records": []}]
+)
+def test_a_records_key_that_is_not_an_sqs_batch_is_refused_not_processed(raw: Any) -> None:
+    response = lambda_handler(raw, FakeContext())
+    assert response["status"] == "refused" and response["error"]["code"] == "InvalidEvent"
+
+
+@pytest.mark.parametrize("bad", [{"a": 1}, "has space", 42])
+def test_a_refusal_never_echoes_an_invalid_blast_id(bad: Any) -> None:
+    response = lambda_handler({**GOOD, "blast_id": bad}, FakeContext())
+    assert response["status"] == "refused" and response["blast_id"] is None

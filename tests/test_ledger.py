@@ -259,7 +259,9 @@ def test_status_counts_lists_unknowns_and_skips_metadata(ledger: DynamoLedger, d
     dynamodb.put_item(TableName=TABLE, Item={"blast_id": {"S": B}, "email": {"S": "#plan"}, "total": {"N": "7"}})
 
     summary = blast_status(B, Settings(), ledger=ledger, clock=clock)
-    assert summary["counts"] == {"sent": 3, "failed": 0, "invalid": 1, "suppressed": 0, "unknown": 1, "sending": 1}
+    assert summary["counts"] == {
+        "sent": 3, "dry_run": 0, "failed": 0, "invalid": 1, "suppressed": 0, "duplicate": 0, "unknown": 1, "sending": 1
+    }
     assert summary["status"] == "in_progress" and summary["total"] == 7 and summary["recipients"] == 6
     assert summary["unknown"] == [{"email": "U@example.com", "attempts": 1, "at": "2030-01-01T00:00:00Z",
                                    "error_code": None, "reason": None}]

@@ -160,3 +160,16 @@ def test_subject_is_folded_to_one_line_by_the_template_layer(tmp_path: Path) -> 
     root = write_template(tmp_path, "t", "Hi {{ name }}\n\n", "x")
     out = Renderer(root).load("t").render(build_context({}, {}, "a@example.com", "Ann\r\nBcc: x@example.com"))
     assert "\n" not in out.subject and "\r" not in out.subject
+
+
+def test_a_template_that_is_not_utf8_is_a_template_error(tmp_path: Path) -> None:
+    root = write_template(tmp_path, "t", "x", "y")
+    (root / "t" / "subject.j2").write_bytes("Régate".encode("latin-1"))
+    with pytest.raises(TemplateError, match="not UTF-8"):
+        Renderer(root).load("t")
+
+
+def test_data_that_cannot_be_encoded_fails_the_recipient_as_invalid() -> None:
+    with pytest.raises(RecipientError) as info:
+        mime(Rendered(subject="Hi", text="body \ud800", html=None))
+    assert info.value.code == "Unencodable"

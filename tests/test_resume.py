@@ -118,7 +118,9 @@ def test_a_retried_invocation_through_the_handler_sends_nothing_twice(
 
     status = lambda_handler({"action": "status", "blast_id": "regatta-2027"}, FakeContext())
     assert status["status"] == "complete"
-    assert status["counts"] == {"sent": 5, "failed": 0, "invalid": 1, "suppressed": 0, "unknown": 0, "sending": 0}
+    assert status["counts"] == {
+        "sent": 5, "dry_run": 0, "failed": 0, "invalid": 1, "suppressed": 0, "duplicate": 0, "unknown": 0, "sending": 0
+    }
 
 
 # --- the time budget ---------------------------------------------------------------------------------------
