@@ -316,6 +316,8 @@ class Blast:
                         self.fatal.stop(*stopped_by, announce=False)
                 try:
                     record = self._prepare(entry, template, checker, dedupe, pool, limiter, in_flight)
+                    if isinstance(entry, Recipient) and (record is None or record.status is not Status.INVALID):
+                        dedupe.remember(entry)
                 except Exception as e:  # noqa: BLE001 - nothing was sent for this one: say so, go on
                     logger.exception("recipient not processed", extra={"blast_id": self.blast_id})
                     record = DeliveryRecord(

@@ -87,9 +87,10 @@ class Deduper:
         self._first: dict[str, int] = {}
 
     def first_position(self, recipient: Recipient) -> int | None:
-        """None for a first sighting; else the position where the address was first listed."""
-        key = recipient.key
-        seen = self._first.get(key)
-        if seen is None:
-            self._first[key] = recipient.position
-        return seen
+        """None when the address has no outcome yet in this blast; else the position that had it."""
+        return self._first.get(recipient.key)
+
+    def remember(self, recipient: Recipient) -> None:
+        """The address has an outcome (sent, queued, suppressed, dry run...): later listings are duplicates.
+        Not called for an invalid one (a missing variable, say), so a later, valid listing still goes out."""
+        self._first.setdefault(recipient.key, recipient.position)

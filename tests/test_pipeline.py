@@ -326,3 +326,18 @@ def test_lambda_progress_line_is_a_structured_log(caplog: pytest.LogCaptureFixtu
     _progress_line(Progress(done=3, total=10, counts={"sent": 3}, elapsed=1.5, rate=2.0))
     record = next(r for r in caplog.records if r.getMessage() == "progress")
     assert record.done == 3 and record.total == 10  # type: ignore[attr-defined]
+
+
+def test_a_later_valid_listing_of_an_address_whose_first_was_invalid_is_still_sent(
+    fake_ses: FakeSes, tmp_path: Path, sender_config: Any
+) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "subject.j2").write_text("Hi")
+    (tmp_path / "t" / "text.j2").write_text("Boat {{ boat }}")
+    ev = parse_event({"blast_id": "b", "template": "t", "recipients": [
+        {"email": "ann@example.com"}, {"email": "Ann@Example.com", "vars": {"boat": "Jada"}},
+        {"email": "ann@example.com", "vars": {"boat": "Jada"}}]})
+    response = run_blast(ev, deps(fake_ses, sender_config, templates=tmp_path))
+    assert [r["status"] for r in response["records"]] == ["invalid", "duplicate", "sent"]
+    assert response["counts"]["invalid"] == 1 and response["counts"]["sent"] == 1
+    assert len(fake_ses.sent) == 1
