@@ -56,11 +56,25 @@ class Ledger(Protocol):
         """Store a record that needed no claim (invalid, suppressed), never over a sent one."""
         ...
 
+    def started_before(self, blast_id: str) -> bool:
+        """Whether an earlier run of this blast_id got past its checks (this run is a resume)."""
+        ...
+
+    def mark_started(self, blast_id: str) -> None:
+        """Remember that a run of this blast_id got past its checks."""
+        ...
+
 
 class NullLedger:
     """No cross-run memory."""
 
     durable = False
+
+    def started_before(self, blast_id: str) -> bool:
+        return False
+
+    def mark_started(self, blast_id: str) -> None:
+        return None
 
     def claim(self, blast_id: str, key: str, *, resend_unknown: bool = False) -> Claim:
         return Claim(ClaimResult.CLAIMED)
@@ -76,11 +90,13 @@ class NullLedger:
 # Item keys starting with '#' and holding no '@' are reserved for blast-level metadata (e.g. `#plan`); no
 # recipient address can take that form, and `note` never writes one.
 META_PREFIX = "#"
+STARTED_KEY = "#started"  # written when a real run first gets past its checks
 MAX_SORT_KEY_BYTES = 1024
 SETTLED = ("failed", "invalid", "suppressed", "dry_run")  # a claim may be made over these
 HELD = ("sent", "sending", "unknown")  # never overwritten by a claim (except an operator's resend) or a note
 STALE_AFTER_S = 900  # a `sending` claim this old belongs to a run that died (Lambda's limit is 15 minutes)
 CLAIM_ROUNDS = 4
+MAX_RESENDS = 1  # an unknown recipient is re-sent by an operator's choice at most this often
 
 _NAMES = {"#s": "status", "#at": "at"}  # both are DynamoDB reserved words
 THROTTLE_CODES = frozenset(
@@ -194,6 +210,13 @@ class DynamoLedger:
             raise ConfigError(f"{needed_for} needs the delivery ledger: set DELIVERY_TABLE ({why})")
         return cls(settings.delivery_table, ttl_days=settings.ledger_ttl_days)
 
+    # --- runs ---------------------------------------------------------------------------------------------
+    def started_before(self, blast_id: str) -> bool:
+        return self.get(blast_id, STARTED_KEY) is not None
+
+    def mark_started(self, blast_id: str) -> None:
+        self.put_meta(blast_id, STARTED_KEY, {"at": _iso(self._clock())}, expect=None)
+
     # --- claims ------------------------------------------------------------------------------------------
     def claim(self, blast_id: str, key: str, *, resend_unknown: bool = False) -> Claim:
         token = uuid.uuid4().hex
@@ -232,6 +255,10 @@ class DynamoLedger:
         return Claim(ClaimResult.CLAIMED, attempts=attempts)
 
     def _resendable(self, old: dict[str, Any]) -> bool:
+        # Once: an operator's resend is re-sent at most one time. Otherwise a resend whose own answer was lost
+        # (unknown again) would go out once more with every retry or continuation of the resend event.
+        if int(old.get("resends") or 0) >= MAX_RESENDS:
+            return False
         if old["status"] == "unknown":
             return True
         claimed_at = float(old.get("claimed_at") or 0)

@@ -50,7 +50,10 @@ INLINE_RECORDS = 1000  # the response carries records for at most this many reci
 EXPECTED_LATENCY = 0.12  # seconds per SendEmail call, to size the pool from the rate
 MAX_CONCURRENCY = 64
 SEND_ATTEMPTS = 8  # per recipient, throttles and transient errors included
-RETRY_FLOOR_MS = 5_000  # no retry sleep starts with less than this left of the invocation
+# No SendEmail starts (first try or retry) with less than this left of the invocation: a call may take the
+# client's connect and read timeouts (3 + 10 s, sender.ses.client_config) and must finish in the invocation.
+RETRY_FLOOR_MS = 15_000
+SETTLE_SENT_ATTEMPTS = 4
 
 
 class MessageWriter(Protocol):
@@ -160,6 +163,10 @@ class _NotAttempted(Exception):
     pass
 
 
+class _OutOfTime(Exception):
+    pass
+
+
 class _StopWhen(stop_base):
     """A tenacity stop condition from a plain predicate."""
 
@@ -202,6 +209,7 @@ class Blast:
         self.tags = {"blast_id": tag_value(self.blast_id), **event.tags}
         self.preflight: Preflight | None = None
         self.source_error: str | None = None
+        self.resumed = False
         self.total: int | None = None
         self._checked: tuple[Template, Preflight | None, RecipientSource] | None = None
         if deps.on_fatal is not None:
@@ -236,9 +244,12 @@ class Blast:
                 enforcement=None,
             )
             return template, self.preflight, source
+        # A resume (an earlier real run got past its checks): its sent recipients already count against the
+        # 24-hour quota and are skipped by the ledger, so the list's length is not what is left to send.
+        self.resumed = deps.ledger.durable and not event.dry_run and deps.ledger.started_before(self.blast_id)
         try:
             self.preflight = run_preflight(
-                deps.ses, deps.config, recipients=self.total, require_dkim=event.require_dkim
+                deps.ses, deps.config, recipients=self.total, require_dkim=event.require_dkim, resumed=self.resumed
             )
         except SesError as e:
             raise AwsUnavailable(f"SES answered {e.code} before sending: {e.message}") from e
@@ -250,6 +261,8 @@ class Blast:
         template, preflight, source = self.check()
         if event.action == "preflight":
             return self._preflight_response(template, source)
+        if preflight is not None and not event.dry_run and deps.ledger.durable and not self.resumed:
+            deps.ledger.mark_started(self.blast_id)
         if preflight is None:
             checker: SuppressionChecker = NoSuppressionCheck()
             limiter: Any = Unlimited()
@@ -351,7 +364,7 @@ class Blast:
 
     def _record(self, recorder: Recorder, record: DeliveryRecord, *, noted: bool) -> None:
         recorder.add(record)
-        if noted and not self.event.dry_run and record.status in (Status.INVALID, Status.SUPPRESSED):
+        if noted and not self.event.dry_run and record.status in (Status.INVALID, Status.SUPPRESSED, Status.FAILED):
             try:
                 self.deps.ledger.note(record)
             except LedgerError as e:  # informational only: the next claim fails too, and stops the blast
@@ -411,12 +424,13 @@ class Blast:
         flight, so a crash leaves at most `concurrency` recipients in doubt (and claims run in parallel)."""
         blast_id = self.blast_id
         if self.fatal.event.is_set():
-            return self._not_attempted(entry.email)
+            return self._noted(self._not_attempted(entry.email))
         try:
             claim = self.deps.ledger.claim(blast_id, entry.key, resend_unknown=self.event.resend_unknown)
         except LedgerError as e:
-            # No claim, no send: stop the blast rather than send without the at-most-once guarantee.
-            self.fatal.trip(e)
+            # No claim, no send: stop this run rather than send without the at-most-once guarantee. Not
+            # announced to other workers: a ledger blip is this run's problem, and a re-run resumes.
+            self.fatal.stop(e.code, e.message, announce=False)
             logger.error("blast stopped", extra={"blast_id": blast_id, "error_code": e.code, "reason": e.message})
             return DeliveryRecord(
                 blast_id, entry.email, Status.FAILED, error_code=e.code, reason=f"not sent: {e.message}"
@@ -444,6 +458,10 @@ class Blast:
                 reason="an earlier send's outcome is unknown; not re-sent (resend_unknown re-sends it)",
             )
         return self._send(entry, request, limiter, claim.attempts)
+
+    def _too_late_to_send(self) -> bool:
+        remaining = self.deps.remaining_ms
+        return remaining is not None and remaining() < RETRY_FLOOR_MS
 
     def _no_more_retries(self) -> bool:
         remaining = self.deps.remaining_ms
@@ -473,6 +491,14 @@ class Blast:
         if self.deps.writer is not None:
             self.deps.writer.write(entry, raw, rendered)
         return raw
+
+    def _noted(self, record: DeliveryRecord) -> DeliveryRecord:
+        """Store a record that had no claim (so `blast status` and a re-run see it), never over a sent one."""
+        try:
+            self.deps.ledger.note(record)
+        except LedgerError as e:
+            logger.warning("ledger note failed", extra={"blast_id": self.blast_id, "reason": e.message})
+        return record
 
     def _not_attempted(self, email: str) -> DeliveryRecord:
         return DeliveryRecord(
@@ -508,6 +534,8 @@ class Blast:
             limiter.acquire(1)  # one recipient per message
             if self.fatal.event.is_set():
                 raise _NotAttempted
+            if self._too_late_to_send():
+                raise _OutOfTime
             attempts += 1
             try:
                 return self.deps.ses.send(request)  # type: ignore[union-attr]
@@ -534,6 +562,15 @@ class Blast:
         except _NotAttempted:
             record = self._not_attempted(email)
             record.attempts = total + attempts
+        except _OutOfTime:
+            record = DeliveryRecord(
+                blast_id,
+                email,
+                Status.FAILED,
+                error_code="OutOfTime",
+                attempts=total + attempts,
+                reason="not sent: too little of the invocation was left for a SendEmail call; a re-run sends it",
+            )
         except BlastFatal as e:
             self.fatal.trip(e)
             logger.error("blast stopped", extra={"blast_id": blast_id, "error_code": e.code, "reason": e.message})
@@ -564,13 +601,27 @@ class Blast:
                 reason="unexpected error during the send; outcome unknown",
             )
         try:
-            self.deps.ledger.settle(record)
+            self._settle(record)
         except LedgerError as e:
-            # The claim stays `sending`, which later runs report as unknown: never sent twice. Stop here.
-            self.fatal.trip(e)
+            # The claim stays `sending`, which later runs report as unknown: never sent twice. Stop here. A
+            # sent one's message id is in this record's log line, the evidence an operator needs.
+            self.fatal.stop(e.code, e.message, announce=False)
             logger.error("blast stopped", extra={"blast_id": blast_id, "error_code": e.code, "reason": e.message})
             record.reason = f"{record.reason + '; ' if record.reason else ''}not recorded in the ledger: {e.message}"
         return record
+
+    def _settle(self, record: DeliveryRecord) -> None:
+        """Record a claimed send's outcome. A `sent` is retried a few times more than the client's own
+        retries: losing it would leave a delivered message looking `unknown`, which an operator may resend."""
+        attempts = SETTLE_SENT_ATTEMPTS if record.status is Status.SENT else 1
+        for attempt in Retrying(
+            retry=retry_if_exception_type(LedgerError),
+            wait=wait_random_exponential(multiplier=0.5, max=4),
+            stop=stop_after_attempt(attempts),
+            reraise=True,
+        ):
+            with attempt:
+                self.deps.ledger.settle(record)
 
     # --- responses ---------------------------------------------------------------------------------------
     def _preflight_response(self, template: Template, source: RecipientSource) -> dict[str, Any]:

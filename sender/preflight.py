@@ -93,7 +93,9 @@ def check_identity(
     return name, identity, warnings
 
 
-def check_account(ses: SesAdapter, *, recipients: int | None) -> tuple[dict[str, Any], float, int | None, bool]:
+def check_account(
+    ses: SesAdapter, *, recipients: int | None, resumed: bool = False
+) -> tuple[dict[str, Any], float, int | None, bool, list[str]]:
     account = ses.get_account()
     if account.get("SendingEnabled") is False:
         raise SendingDisabled(
@@ -109,19 +111,30 @@ def check_account(ses: SesAdapter, *, recipients: int | None) -> tuple[dict[str,
     sent24 = float(quota.get("SentLast24Hours", 0))
     rate = float(quota.get("MaxSendRate", 1) or 1)
     left = None if max24 < 0 else max(0, int(max24 - sent24))
-    if left is not None and recipients is not None and recipients > left:
+    warnings: list[str] = []
+    if left is not None and recipients is not None and recipients > left and resumed:
+        # A resumed blast: those already sent count in SentLast24Hours and are skipped by the ledger, so the
+        # list's length overstates what is left to send. SES's own daily-quota answer still stops the blast.
+        warnings.append(
+            f"{recipients} recipients listed and {left} of the 24-hour quota left; this run resumes a blast, "
+            "so only those not yet sent count: SES stops it if the quota runs out"
+        )
+    elif left is not None and recipients is not None and recipients > left:
         raise QuotaExceeded(
             f"this blast has {recipients} recipients but only {left} of the 24-hour quota of "
             f"{int(max24)} is left. Fix: wait for the quota to roll over, split the blast, or request a "
             "higher quota."
         )
     sandbox = not bool(account.get("ProductionAccessEnabled", True))
-    return account, rate, left, sandbox
+    return account, rate, left, sandbox, warnings
 
 
-def run_preflight(ses: SesAdapter, config: SenderConfig, *, recipients: int | None, require_dkim: bool) -> Preflight:
+def run_preflight(
+    ses: SesAdapter, config: SenderConfig, *, recipients: int | None, require_dkim: bool, resumed: bool = False
+) -> Preflight:
     name, identity, warnings = check_identity(ses, config, require_dkim=require_dkim)
-    account, rate, left, sandbox = check_account(ses, recipients=recipients)
+    account, rate, left, sandbox, quota_warnings = check_account(ses, recipients=recipients, resumed=resumed)
+    warnings.extend(quota_warnings)
     if sandbox:
         warnings.append(
             "the SES account is in the sandbox: it can send only to verified identities, "

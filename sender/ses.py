@@ -92,8 +92,10 @@ def client_config(pool_size: int = 10) -> Config:
     return Config(
         retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max(10, pool_size),
-        connect_timeout=5,
-        read_timeout=30,
+        # SendEmail answers in ~50-120 ms. A call is given at most 13 s, so one started with RETRY_FLOOR_MS
+        # of the invocation left (sender.pipeline) ends, answered or not, before Lambda stops the process.
+        connect_timeout=3,
+        read_timeout=10,
         tcp_keepalive=True,
     )
 

@@ -24,6 +24,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from sender.config import parse_config
+from sender.ledger import is_meta_key
 from sender.models import parse_event
 from sender.pipeline import run_blast
 from sender.settings import Settings
@@ -74,6 +75,8 @@ def items(client: Any) -> dict[str, dict[str, Any]]:
     while True:
         page = client.scan(**kwargs)
         for item in page["Items"]:
+            if is_meta_key(item["email"]["S"]):
+                continue  # blast-level items (#started...), not recipients
             out[item["email"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
         if "LastEvaluatedKey" not in page:
             return out

@@ -224,10 +224,10 @@ def test_a_ledger_that_cannot_be_written_sends_nothing(dynamodb: Any, fake_ses: 
                 limiter=RateLimiter(100_000), send_concurrency=1)
     event = parse_event({"blast_id": B, "template": "regatta-invite", "globals": GLOBALS,
                          "recipients": [{"email": f"u{i}@example.com"} for i in range(5)]})
-    response = run_blast(event, deps)
+    with pytest.raises(LedgerError) as info:  # refused before anything is sent: no claim, no send
+        run_blast(event, deps)
+    assert info.value.code == "LedgerUnavailable" and "no-such-table" in info.value.message
     assert fake_ses.send_calls == 0
-    assert response["counts"]["failed"] == 5 and response["counts"]["sent"] == 0
-    assert response["error"]["code"] == "LedgerUnavailable"
 
 
 def test_a_dry_run_writes_nothing_to_the_ledger(dynamodb: Any, fake_ses: FakeSes, sender_config: Any) -> None:
@@ -287,3 +287,11 @@ def test_status_lists_at_most_100_unknowns_but_counts_them_all(
     summary = blast_status(B, Settings(), ledger=ledger, clock=clock)
     assert summary["unknown_total"] == 130 and len(summary["unknown"]) == 100 and summary["unknown_truncated"]
     assert summary["status"] == "complete"
+
+
+def test_an_unknown_is_resent_at_most_once_however_often_the_resend_runs(ledger: DynamoLedger) -> None:
+    assert ledger.claim(B, "ann@example.com").result is ClaimResult.CLAIMED
+    ledger.settle(DeliveryRecord(B, "ann@example.com", Status.UNKNOWN, attempts=1))
+    assert ledger.claim(B, "ann@example.com", resend_unknown=True).result is ClaimResult.CLAIMED
+    ledger.settle(DeliveryRecord(B, "ann@example.com", Status.UNKNOWN, attempts=2))  # the resend's answer lost too
+    assert ledger.claim(B, "ann@example.com", resend_unknown=True).result is ClaimResult.IN_DOUBT

@@ -248,8 +248,28 @@ def test_preflight_action_renders_one_sample_and_sends_nothing(fake_ses: FakeSes
 
 
 def test_time_running_out_returns_partial_with_how_to_continue(fake_ses: FakeSes, sender_config: Any) -> None:
-    left = iter([60_000] * 3 + [1_000] * 100)
-    response = run_blast(event(people(10)), deps(fake_ses, sender_config, remaining_ms=lambda: next(left)))
+    read = [0]
+    source = wiring.open_recipients
+
+    def counting(ev: Any) -> Any:
+        inner = source(ev)
+
+        class Counting:
+            def entries(self) -> Any:
+                for entry in inner.entries():
+                    read[0] += 1
+                    yield entry
+
+            def count(self) -> int | None:
+                return inner.count()
+
+        return Counting()
+
+    # After 3 entries, 20 s are left: under the 30 s margin (nothing more is claimed), over the 15 s floor
+    # (what was queued still goes out).
+    d = deps(fake_ses, sender_config, remaining_ms=lambda: 60_000 if read[0] < 3 else 20_000)
+    d.open_recipients = counting
+    response = run_blast(event(people(10)), d)
     assert response["status"] == "partial"
     assert response["counts"]["sent"] == 3 and response["remaining"] == 7
     assert "invoke the same event again" in response["continue"]
@@ -341,3 +361,82 @@ def test_a_later_valid_listing_of_an_address_whose_first_was_invalid_is_still_se
     assert [r["status"] for r in response["records"]] == ["invalid", "duplicate", "sent"]
     assert response["counts"]["invalid"] == 1 and response["counts"]["sent"] == 1
     assert len(fake_ses.sent) == 1
+
+
+class MemoryLedger:
+    """A durable ledger in memory, with scripted failures."""
+
+    durable = True
+
+    def __init__(self, *, started: bool = False, settle_failures: int = 0, claim_error: Exception | None = None):
+        from sender.ledger import Claim, ClaimResult
+
+        self._claim = Claim(ClaimResult.CLAIMED)
+        self.started = started
+        self.settle_failures = settle_failures
+        self.claim_error = claim_error
+        self.settled: list[Any] = []
+        self.noted: list[Any] = []
+
+    def claim(self, blast_id: str, key: str, *, resend_unknown: bool = False) -> Any:
+        if self.claim_error is not None:
+            raise self.claim_error
+        return self._claim
+
+    def settle(self, record: Any) -> None:
+        from sender.ledger import LedgerError
+
+        if self.settle_failures:
+            self.settle_failures -= 1
+            raise LedgerError("throttled")
+        self.settled.append(record)
+
+    def note(self, record: Any) -> None:
+        self.noted.append(record)
+
+    def started_before(self, blast_id: str) -> bool:
+        return self.started
+
+    def mark_started(self, blast_id: str) -> None:
+        self.started = True
+
+
+def test_a_sent_outcome_is_retried_into_the_ledger_rather_than_left_in_doubt(
+    fake_ses: FakeSes, sender_config: Any
+) -> None:
+    ledger = MemoryLedger(settle_failures=2)
+    response = run_blast(event(people(1)), deps(fake_ses, sender_config, ledger=ledger))
+    assert response["counts"]["sent"] == 1 and "error" not in response
+    assert [r.status.value for r in ledger.settled] == ["sent"]
+
+
+def test_a_ledger_error_on_a_claim_stops_this_run_without_stopping_the_fleet(
+    fake_ses: FakeSes, sender_config: Any
+) -> None:
+    from sender.ledger import LedgerError
+
+    announced: list[Any] = []
+    ledger = MemoryLedger(claim_error=LedgerError("the delivery table kept throttling"))
+    response = run_blast(event(people(3)), deps(fake_ses, sender_config, ledger=ledger,
+                                                on_fatal=lambda *a: announced.append(a)))
+    assert fake_ses.send_calls == 0 and response["error"]["code"] == "LedgerUnavailable"
+    assert announced == []  # a ledger blip is this run's problem: other workers go on
+    assert ledger.started  # the run got past its checks
+
+
+def test_a_resumed_blast_over_the_quota_left_is_warned_not_refused(fake_ses: FakeSes, sender_config: Any) -> None:
+    fake_ses.account = account(max24=100, sent=98)
+    with pytest.raises(QuotaExceeded):
+        run_blast(event(people(3)), deps(fake_ses, sender_config, ledger=MemoryLedger(started=False)))
+    response = run_blast(event(people(3)), deps(fake_ses, sender_config, ledger=MemoryLedger(started=True)))
+    assert response["status"] == "complete"
+    assert any("resumes a blast" in w for w in response["warnings"])
+
+
+def test_recipients_not_attempted_after_a_stop_are_stored_as_failed(fake_ses: FakeSes, sender_config: Any) -> None:
+    fake_ses.fail_all_after = (2, BlastFatal("paused", code="SendingPausedException"))
+    ledger = MemoryLedger()
+    response = run_blast(event(people(20)), deps(fake_ses, sender_config, ledger=ledger, send_concurrency=1))
+    failed = response["counts"]["failed"]
+    stored = {r.email for r in ledger.noted + ledger.settled if r.status.value == "failed"}
+    assert failed >= 17 and len(stored) == failed  # every failed one is in the ledger: status and re-runs see it
