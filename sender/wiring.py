@@ -16,15 +16,19 @@ from sender.render import Renderer
 from sender.ses import SesAdapter
 from sender.settings import Settings
 
-_adapters: dict[tuple[str | None, str | None, int], SesAdapter] = {}
+_adapters: dict[tuple[str | None, str | None, int, float], SesAdapter] = {}
 _lock = threading.Lock()
 
 
-def ses_adapter(config: SenderConfig, settings: Settings) -> SesAdapter:
-    """One adapter per (region, role) per process: warm invocations reuse its connections."""
+def ses_adapter(config: SenderConfig, settings: Settings, *, share: float = 1.0) -> SesAdapter:
+    """One adapter per (region, role, pool, management rate) per process: warm invocations reuse it.
+
+    SES allows about one management call a second per account, shared by every sender on it: a fan-out
+    worker with `share` of the account paces its own (suppression lookups) at that share of the rate."""
     region = config.ses_region or settings.region
     pool = settings.send_concurrency or MAX_CONCURRENCY
-    key = (region, config.role_arn, pool)
+    management_rate = settings.ses_management_rate * min(1.0, max(share, 0.0001))
+    key = (region, config.role_arn, pool, management_rate)
     with _lock:
         adapter = _adapters.get(key)
         if adapter is None:
@@ -36,7 +40,10 @@ def ses_adapter(config: SenderConfig, settings: Settings) -> SesAdapter:
             from sender.throttle import Pacer
 
             adapter = SesAdapter(
-                region=region, session=session, pool_size=pool, pacer=Pacer(rate=settings.ses_management_rate)
+                region=region,
+                session=session,
+                pool_size=pool,
+                pacer=Pacer(rate=management_rate, burst=1 if share < 1 else 2),
             )
             _adapters[key] = adapter
         return adapter
@@ -86,7 +93,7 @@ def build_deps(
     if config is None:
         config = load_config(settings.secret_id)
     if not offline and ses is None:
-        ses = ses_adapter(config, settings)
+        ses = ses_adapter(config, settings, share=share)
     return Deps(
         config=config,
         renderer=Renderer(settings.templates_dir),

@@ -86,3 +86,10 @@ def test_without_role_arn_the_functions_own_credentials_are_used() -> None:
     credentials = adapter._client._request_signer._credentials.get_frozen_credentials()
     assert credentials.access_key == os.environ["AWS_ACCESS_KEY_ID"]
     assert adapter.region == "us-west-2"
+
+
+def test_a_fan_out_worker_paces_management_calls_at_its_share_of_the_account() -> None:
+    config = parse_config({"from_address": "a@example.com"})
+    alone = wiring.ses_adapter(config, Settings(region="us-west-2", ses_management_rate=1.0))
+    worker = wiring.ses_adapter(config, Settings(region="us-west-2", ses_management_rate=1.0), share=0.25)
+    assert alone._pacer._rate == 1.0 and worker._pacer._rate == 0.25
