@@ -71,8 +71,13 @@ def classify(error: Exception, *, idempotent: bool) -> SesError:
             return BlastFatal(message, code=code)
         if code in PERMANENT_CODES:
             return MessageRejected(message, code=code)
-        if status >= 500 or code in ("InternalFailure", "ServiceUnavailable", "InternalServerError"):
-            return TransientSesError(message, code=code)
+        if status == 503 or code == "ServiceUnavailable":
+            return TransientSesError(message, code=code)  # refused before processing: safe to retry
+        if status >= 500 or code in ("InternalFailure", "InternalServerError"):
+            # The request reached SES and failed somewhere inside: it may still have been accepted.
+            if idempotent:
+                return TransientSesError(message, code=code)
+            return OutcomeUnknown(f"SES answered {code} ({status}): {message}", code=code)
         return MessageRejected(message, code=code)
     if isinstance(error, NoCredentialsError | PartialCredentialsError | NoRegionError):
         # Nothing will work until someone fixes the configuration: no retry helps.

@@ -76,7 +76,8 @@ def test_botocore_retries_are_off_so_tenacity_alone_retries() -> None:
         ("AccessDeniedException", 403, "denied", BlastFatal),
         ("MessageRejected", 400, "Email address is not verified.", MessageRejected),
         ("BadRequestException", 400, "bad", MessageRejected),
-        ("InternalFailure", 500, "oops", TransientSesError),
+        ("InternalFailure", 500, "oops", OutcomeUnknown),  # may have been accepted: never retried
+        ("InternalServerError", 502, "gateway", OutcomeUnknown),
         ("ServiceUnavailable", 503, "later", TransientSesError),
     ],
 )
@@ -102,6 +103,13 @@ def test_connection_errors_before_sending_are_retryable_but_no_answer_is_unknown
     assert isinstance(classify(ConnectTimeoutError(endpoint_url="x"), idempotent=False), TransientSesError)
     assert isinstance(classify(ReadTimeoutError(endpoint_url="x"), idempotent=False), OutcomeUnknown)
     assert isinstance(classify(ReadTimeoutError(endpoint_url="x"), idempotent=True), TransientSesError)
+
+
+def test_a_5xx_on_a_management_call_is_retried() -> None:
+    ses, stub = stubbed()
+    client_error(stub, "get_account", "InternalFailure", 500)
+    stub.add_response("get_account", {"SendingEnabled": True})
+    assert ses.get_account()["SendingEnabled"] is True
 
 
 def test_missing_credentials_or_region_are_fatal_not_retried() -> None:
