@@ -17,6 +17,14 @@ MAX_BODY = 256 * 1024  # SQS's largest message
 ROUNDS = 5
 
 
+class EnqueueFailed(AwsUnavailable):
+    """Some chunk messages were never enqueued; `sent` says how many were (those are live)."""
+
+    def __init__(self, message: str, *, sent: int) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
 class ChunkQueue:
     def __init__(self, queue_url: str, *, client: Any = None, sleep: Any = time.sleep) -> None:
         self.queue_url = queue_url
@@ -24,11 +32,12 @@ class ChunkQueue:
         self._sleep = sleep
 
     def send(self, bodies: list[dict[str, Any]]) -> int:
-        """Enqueue every body (as JSON); return how many were sent. Raise AwsUnavailable if some never were."""
+        """Enqueue every body (as JSON); return how many were sent. Raise EnqueueFailed (with how many were
+        sent before) if some never were."""
         encoded = [json.dumps(body, separators=(",", ":"), default=str) for body in bodies]
         for text in encoded:
             if len(text.encode()) > MAX_BODY:
-                raise AwsUnavailable(f"a chunk message is {len(text.encode())} bytes, over SQS's {MAX_BODY}")
+                raise EnqueueFailed(f"a chunk message is {len(text.encode())} bytes, over SQS's {MAX_BODY}", sent=0)
         sent = 0
         for start in range(0, len(encoded), BATCH):
             pending = {str(i): text for i, text in enumerate(encoded[start : start + BATCH], start)}
@@ -39,7 +48,7 @@ class ChunkQueue:
                         Entries=[{"Id": key, "MessageBody": text} for key, text in pending.items()],
                     )
                 except (ClientError, BotoCoreError) as e:
-                    raise AwsUnavailable(f"cannot enqueue chunks on {self.queue_url}: {e}") from e
+                    raise EnqueueFailed(f"cannot enqueue chunks on {self.queue_url}: {e}", sent=sent) from e
                 for ok in answer.get("Successful", []):
                     pending.pop(ok["Id"], None)
                     sent += 1
@@ -47,5 +56,7 @@ class ChunkQueue:
                     break
                 self._sleep(min(2.0, 0.1 * 2**round_))
             if pending:
-                raise AwsUnavailable(f"{len(pending)} chunk message(s) could not be enqueued on {self.queue_url}")
+                raise EnqueueFailed(
+                    f"{len(pending)} chunk message(s) could not be enqueued on {self.queue_url}", sent=sent
+                )
         return sent

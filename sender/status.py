@@ -3,9 +3,11 @@
 It reads the blast's partition (one paginated Query, only the attributes it needs) and counts the
 recipients by stored status. A `sending` claim is a send in flight, or, once older than the ledger's
 stale age, a send whose run died: counted `unknown`. Items whose key starts with `#` (and holds no `@`)
-are blast-level metadata, not recipients: `#plan` may carry `total` (how many recipients the blast has;
-then a blast that has not reached them all is `partial`), `#fatal` an `error_code` and `reason` (why it
-stopped).
+are blast-level metadata, not recipients. A fanned-out blast has a `#plan` (its `total`, `chunks` and
+current `generation`), one `#chunk#<generation>#<index>` item per chunk a worker finished (`done`, or
+`stopped` by a blast-fatal answer) and maybe a `#fatal` (`error_code`, `reason`, `generation`). Only the
+current generation counts: the blast is `complete` when every chunk of it is done, `stopped` when its
+`#fatal` is set, `partial` when its plan was interrupted while enqueuing, else `in_progress`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,19 @@ from sender.settings import Settings
 
 MAX_LISTED = 100  # unknown recipients listed in the answer; the total is always given
 STORED = ("sent", "failed", "invalid", "suppressed", "unknown", "sending")
-ATTRIBUTES = ("status", "at", "attempts", "claimed_at", "address", "reason", "error_code", "total", "state", "chunks")
+ATTRIBUTES = (
+    "status",
+    "at",
+    "attempts",
+    "claimed_at",
+    "address",
+    "reason",
+    "error_code",
+    "total",
+    "state",
+    "chunks",
+    "generation",
+)
 
 
 def blast_status(
@@ -74,25 +88,46 @@ def blast_status(
                 }
             )
     recorded = sum(counts.values())
-    planned = meta.get("#plan", {}).get("total")
-    total = planned if isinstance(planned, int) else None
-    fatal = meta.get("#fatal")
     plan = meta.get("#plan", {})
+    planned = plan.get("total")
+    total = planned if isinstance(planned, int) else None
     chunks_total = plan.get("chunks") if isinstance(plan.get("chunks"), int) else None
-    chunks_done = sum(1 for key, item in meta.items() if key.startswith("#chunk#") and item.get("state") == "done")
+    generation = _generation(plan)
+    fatal = meta.get("#fatal")
+    if fatal is not None and chunks_total is not None and _generation(fatal) < generation:
+        fatal = None  # a stop of an earlier generation: the blast was invoked again since
+    current = [item for key, item in meta.items() if key.startswith("#chunk#") and _generation(item) == generation]
+    chunks_done = sum(1 for item in current if item.get("state") == "done")
+    chunks_stopped = sum(1 for item in current if item.get("state") == "stopped")
     if recorded == 0 and not meta:
         state = "not_found"
-    elif counts["sending"] or (chunks_total is not None and chunks_done < chunks_total and fatal is None):
+    elif counts["sending"]:
         state = "in_progress"
-    elif total is not None and recorded < total:
+    elif chunks_total is None:  # no fan-out plan (a `#plan` with only a `total` is judged by the records)
+        state = "stopped" if fatal is not None else "partial" if total is not None and recorded < total else "complete"
+    elif fatal is not None:
+        state = "stopped"
+    elif chunks_done >= chunks_total:
+        state = "complete"
+    elif plan.get("state") == "interrupted":
         state = "partial"
     else:
-        state = "complete"
+        state = "in_progress"
     notes = []
     if state == "not_found":
         notes.append("the ledger holds no record of this blast_id (never sent, a dry run, or past its TTL)")
-    if state == "partial" and total is not None:
+    if state == "partial" and chunks_total is None and total is not None:
         notes.append(f"{total - recorded} of {total} recipients not reached yet: invoke the same event again")
+    elif state == "partial":
+        notes.append(
+            f"the plan was interrupted while its chunks were being queued: invoke the same event again to "
+            f"queue the rest ({chunks_done} of {chunks_total} chunks done so far)"
+        )
+    if state == "stopped" and fatal is not None:
+        notes.append(
+            f"stopped by {fatal.get('error_code')}: fix the cause, then invoke the same event again (once no "
+            "chunk is still running); it plans a new generation that skips everyone already sent"
+        )
     if counts["unknown"]:
         notes.append(
             f"{counts['unknown']} recipient(s) unknown: SES may or may not have accepted them, so they are never "
@@ -115,7 +150,20 @@ def blast_status(
         "notes": notes,
     }
     if chunks_total is not None:
-        summary["chunks"] = {"done": chunks_done, "total": chunks_total, "plan": plan.get("state")}
+        summary["chunks"] = {
+            "done": chunks_done,
+            "stopped": chunks_stopped,
+            "total": chunks_total,
+            "plan": plan.get("state"),
+            "generation": generation,
+        }
     if fatal is not None:
         summary["error"] = {"code": fatal.get("error_code"), "message": fatal.get("reason")}
     return summary
+
+
+def _generation(item: dict[str, Any]) -> int:
+    try:
+        return int(item.get("generation") or 1)
+    except (TypeError, ValueError):
+        return 1

@@ -15,10 +15,22 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sender.fanout import FATAL_KEY, PLAN_KEY, build_bodies, chunk_key, needs_fan_out, plan_chunks
+from sender.errors import AwsUnavailable, ConfigError
+from sender.fanout import (
+    FATAL_KEY,
+    PLAN_KEY,
+    FatalWatch,
+    build_bodies,
+    chunk_key,
+    chunk_size_for,
+    fleet_check,
+    needs_fan_out,
+    plan_chunks,
+)
 from sender.handler import lambda_handler
-from sender.ledger import DynamoLedger
+from sender.ledger import DynamoLedger, LedgerError
 from sender.models import parse_event
+from sender.queue import ChunkQueue, EnqueueFailed
 from sender.settings import Settings
 from tests.conftest import SECRET, FakeContext
 from tests.standin.ses_server import SesStandin, rolling_peak
@@ -195,10 +207,10 @@ def test_workers_send_everyone_exactly_once_under_the_fleet_rate_and_redelivery_
     assert stats["peak_recipients_per_window"] <= 40
     assert rolling_peak([m.monotonic for m in standin.accepted()]) <= 40
     ledger = DynamoLedger(TABLE, ttl_days=1)
-    assert all(ledger.get("big-1", chunk_key(i))["state"] == "done" for i in range(3))
+    assert all(ledger.get("big-1", chunk_key(1, i))["state"] == "done" for i in range(3))
     status = lambda_handler({"action": "status", "blast_id": "big-1"}, FakeContext())
     assert status["counts"]["sent"] == 90
-    assert status["chunks"] == {"done": 3, "total": 3, "plan": "queued"}
+    assert status["chunks"] == {"done": 3, "stopped": 0, "total": 3, "plan": "queued", "generation": 1}
     assert status["status"] == "complete"
 
 
@@ -245,7 +257,7 @@ def test_sending_paused_mid_blast_stops_every_worker(aws: dict[str, Any], standi
     # after the pause are bounded by the workers' calls in flight plus a second of their share of the rate.
     assert refused <= 3 * (2 * 4 + 14)
     fatal = DynamoLedger(TABLE, ttl_days=1).get("big-1", FATAL_KEY)
-    assert fatal is not None and fatal["error_code"] == "SendingPausedException"
+    assert fatal is not None and fatal["error_code"] == "SendingPausedException" and fatal["generation"] == 1
     assert 150 - 20 - refused > 60  # most of the list was never attempted
 
 
@@ -294,3 +306,210 @@ def test_planning_refuses_a_list_longer_than_the_quota_left(aws: dict[str, Any],
     response = lambda_handler(event, FakeContext())
     assert response["status"] == "refused" and response["error"]["code"] == "QuotaExceeded"
     assert drain(aws["queue_url"]) == []
+
+
+# --- review findings: a chunk is never deleted unsent; plans have generations --------------------------------
+def status_of(blast_id: str = "big-1") -> dict[str, Any]:
+    return lambda_handler({"action": "status", "blast_id": blast_id}, FakeContext())
+
+
+def test_fleet_rate_is_shared_by_whole_sends_per_worker() -> None:
+    assert fleet_check(40, 4) == []
+    (warning,) = fleet_check(14, 4)
+    assert "held to 3 sends a second" in warning and "12/s" in warning
+    with pytest.raises(ConfigError) as refused:
+        fleet_check(2, 3)
+    assert "WORKER_CONCURRENCY is 3" in refused.value.message and "at most 2" in refused.value.message
+
+
+def test_a_chunk_fits_in_one_invocation_at_the_workers_rate() -> None:
+    settings = Settings(chunk_size=500, worker_concurrency=4, time_margin_ms=30_000)
+    assert chunk_size_for(settings, 14, None) == 500
+    assert chunk_size_for(settings, 14, 900_000) == 500
+    # 100 s left, 30 s margin: 70 s at 3/s (floor of 14/4), 80% of it.
+    assert chunk_size_for(settings, 14, 100_000) == 168
+    assert chunk_size_for(settings, 14, 10_000) == 1
+
+
+def test_a_stop_of_an_earlier_generation_no_longer_applies(aws: dict[str, Any]) -> None:
+    ledger = DynamoLedger(TABLE, ttl_days=1)
+    FatalWatch(ledger, "b", 1).trip("SendingPausedException", "paused")
+    assert FatalWatch(ledger, "b", 1).check() == ("SendingPausedException", "paused")
+    assert FatalWatch(ledger, "b", 2).check() is None
+    FatalWatch(ledger, "b", 2).trip("LedgerUnavailable", "a blip")  # not blast-fatal: never shared
+    assert ledger.get("b", FATAL_KEY)["generation"] == 1
+    FatalWatch(ledger, "b", 2).trip("AccountSuspendedException", "suspended")
+    assert FatalWatch(ledger, "b", 2).check() == ("AccountSuspendedException", "suspended")
+
+
+def test_a_stopped_blast_is_finished_by_invoking_it_again_once_fixed(aws: dict[str, Any], standin: SesStandin) -> None:
+    lambda_handler(send_event(90), FakeContext())
+    standin.configure(pause_after=10)
+    results = run_workers(drain(aws["queue_url"]), workers=3)
+    assert all(r == {"batchItemFailures": []} for r in results)  # stopped on purpose: not redelivered
+    ledger = DynamoLedger(TABLE, ttl_days=1)
+    assert {ledger.get("big-1", chunk_key(1, i))["state"] for i in range(3)} == {"stopped"}
+    status = status_of()
+    assert status["status"] == "stopped" and status["error"]["code"] == "SendingPausedException"
+    assert status["chunks"]["stopped"] == 3 and "invoke the same event again" in status["notes"][0]
+
+    standin.configure(pause_after=None)  # the operator fixed the account
+    again = lambda_handler(send_event(90), FakeContext())
+    assert again["status"] == "queued" and again["already_planned"] is False and again["generation"] == 2
+    assert all(r == {"batchItemFailures": []} for r in run_workers(drain(aws["queue_url"]), workers=3))
+    stats = standin.stats()
+    assert stats["distinct_recipients"] == 90 and stats["duplicates"] == []
+    status = status_of()
+    assert status["status"] == "complete" and status["counts"]["sent"] == 90 and "error" not in status
+    assert status["chunks"]["done"] == 3 and status["chunks"]["generation"] == 2
+
+
+def test_a_ledger_blip_fails_only_that_chunk_back_to_the_queue(
+    aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lambda_handler(send_event(90), FakeContext())
+    records = drain(aws["queue_url"])
+    real = DynamoLedger.claim
+    blipped: list[str] = []
+
+    def claim(self: DynamoLedger, blast_id: str, key: str, **kw: Any) -> Any:
+        if key == "p0003@example.com" and not blipped:
+            blipped.append(key)
+            raise LedgerError("the delivery table 'deliveries' kept throttling while claiming a recipient")
+        return real(self, blast_id, key, **kw)
+
+    monkeypatch.setattr(DynamoLedger, "claim", claim)
+    first = next(r for r in records if json.loads(r["body"])["chunk"] == 0)
+    answers = run_workers(records, workers=3)
+    assert sorted(f["itemIdentifier"] for a in answers for f in a["batchItemFailures"]) == [first["messageId"]]
+    ledger = DynamoLedger(TABLE, ttl_days=1)
+    assert ledger.get("big-1", FATAL_KEY) is None  # the other workers never stopped
+    assert ledger.get("big-1", chunk_key(1, 0)) is None
+    assert status_of()["status"] == "in_progress"
+    assert run_workers([first], workers=1) == [{"batchItemFailures": []}]  # SQS delivers it again
+    stats = standin.stats()
+    assert stats["distinct_recipients"] == 90 and stats["duplicates"] == []
+    assert status_of()["status"] == "complete"
+
+
+def test_a_list_that_breaks_mid_chunk_is_redelivered_not_deleted(
+    aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sender import recipients
+
+    lambda_handler(send_event(60), FakeContext())
+    records = drain(aws["queue_url"])
+    real = recipients.InlineSource.entries
+    broke: list[int] = []
+
+    def entries(self: Any) -> Any:
+        for i, entry in enumerate(real(self)):
+            if i == 5 and not broke:
+                broke.append(1)
+                raise AwsUnavailable("recipients_uri: S3 could not be reached (ReadTimeoutError)")
+            yield entry
+
+    monkeypatch.setattr(recipients.InlineSource, "entries", entries)
+    answers = run_workers(records[:1], workers=1)
+    assert answers == [{"batchItemFailures": [{"itemIdentifier": records[0]["messageId"]}]}]
+    run_workers(records, workers=2)
+    stats = standin.stats()
+    assert stats["distinct_recipients"] == 60 and stats["duplicates"] == []
+    assert status_of()["status"] == "complete"
+
+
+def test_failed_recipients_are_retried_by_invoking_a_finished_blast_again(
+    aws: dict[str, Any], standin: SesStandin
+) -> None:
+    standin.configure(fail_with=[{"recipient": "p0005@example.com", "code": "MessageRejected", "times": 1}])
+    lambda_handler(send_event(90), FakeContext())
+    records = drain(aws["queue_url"])
+    run_workers(records[:2], workers=2)
+    assert lambda_handler(send_event(90), FakeContext())["already_planned"] is True  # a chunk is outstanding
+    run_workers(records[2:], workers=1)
+    assert status_of()["counts"]["failed"] == 1
+    again = lambda_handler(send_event(90), FakeContext())
+    assert again["already_planned"] is False and again["generation"] == 2
+    run_workers(drain(aws["queue_url"]), workers=3)
+    stats = standin.stats()
+    assert stats["per_recipient"]["p0005@example.com"] == 1 and stats["duplicates"] == []
+    status = status_of()
+    assert status["status"] == "complete" and status["counts"]["sent"] == 90 and status["counts"]["failed"] == 0
+
+
+def test_a_plan_write_whose_answer_was_lost_is_still_enqueued(
+    aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_put = DynamoLedger.put_meta
+
+    def put_meta(self: DynamoLedger, blast_id: str, key: str, values: dict[str, Any], **kw: Any) -> bool:
+        if key == PLAN_KEY and values.get("state") == "planning":
+            real_put(self, blast_id, key, values, **kw)  # the write lands, its answer is lost...
+        return real_put(self, blast_id, key, values, **kw)  # ...and the client's retry meets it
+
+    monkeypatch.setattr(DynamoLedger, "put_meta", put_meta)
+    first = lambda_handler(send_event(90), FakeContext())
+    assert first["status"] == "queued" and first["already_planned"] is False
+    assert len(drain(aws["queue_url"])) == 3
+
+
+def test_an_enqueue_that_breaks_off_is_partial_and_the_next_invocation_finishes_it(
+    aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ChunkQueue.send
+
+    def send(self: ChunkQueue, bodies: list[dict[str, Any]]) -> int:
+        real(self, bodies[:1])
+        raise EnqueueFailed("2 chunk message(s) could not be enqueued", sent=1)
+
+    monkeypatch.setattr(ChunkQueue, "send", send)
+    first = lambda_handler(send_event(90), FakeContext())
+    assert first["status"] == "partial" and first["error"]["code"] == "AwsError"
+    assert first["chunks_queued"] == 1 and first["chunks"] == 3 and "invoke the same event again" in first["continue"]
+    assert DynamoLedger(TABLE, ttl_days=1).get("big-1", PLAN_KEY)["state"] == "interrupted"
+    live = drain(aws["queue_url"])
+    run_workers(live, workers=1)
+    assert status_of()["status"] == "partial"
+
+    monkeypatch.setattr(ChunkQueue, "send", real)
+    again = lambda_handler(send_event(90), FakeContext())
+    assert again["status"] == "queued" and again["already_planned"] is False and again["generation"] == 1
+    run_workers(drain(aws["queue_url"]), workers=3)  # every chunk again: the first one is skipped by the ledger
+    stats = standin.stats()
+    assert stats["distinct_recipients"] == 90 and stats["duplicates"] == []
+    assert status_of()["status"] == "complete"
+
+
+def test_max_send_rate_caps_the_fleet_not_each_worker(
+    aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_SEND_RATE", "6")
+    monkeypatch.setenv("CHUNK_SIZE", "8")
+    lambda_handler(send_event(24), FakeContext())
+    records = drain(aws["queue_url"])
+    assert {json.loads(r["body"])["rate"] for r in records} == {6}
+    run_workers(records, workers=3)
+    stamps = [m.monotonic for m in standin.accepted()]
+    assert len(stamps) == 24 and rolling_peak(stamps) <= 6
+
+
+def test_more_workers_than_the_rate_allows_is_refused(
+    aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin.configure(max_send_rate=2)
+    response = lambda_handler(send_event(40), FakeContext())
+    assert response["status"] == "refused" and response["error"]["code"] == "ConfigError"
+    assert "worker_concurrency" in response["error"]["message"]
+    assert drain(aws["queue_url"]) == []
+
+
+def test_a_finished_blast_with_duplicates_and_blank_entries_is_complete(
+    aws: dict[str, Any], standin: SesStandin
+) -> None:
+    listed = people(40)
+    listed[10] = dict(listed[3])  # listed twice: never stored
+    listed[20] = {"email": ""}  # no address: never stored
+    lambda_handler({**send_event(40), "recipients": listed}, FakeContext())
+    run_workers(drain(aws["queue_url"]), workers=2)
+    status = status_of()
+    assert status["status"] == "complete" and status["recipients"] < status["total"] == 40
