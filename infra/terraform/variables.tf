@@ -213,7 +213,7 @@ variable "send_concurrency" {
 }
 
 variable "queue_batch_size" {
-  description = "Chunks handed to one worker invocation. 1 keeps a worker's time budget predictable."
+  description = "Chunks handed to one worker invocation. Keep 1: each chunk is sized to fill one invocation, so a later chunk in a batch may find no time left (it is then redelivered, costing a receive)."
   type        = number
   default     = 1
 
