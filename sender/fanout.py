@@ -217,9 +217,18 @@ class Planner:
         blast = blast if blast is not None else Blast(event, self.deps)
         _template, preflight, source = blast.check()  # refuses before anything is planned
         total, first, last = self._extent(event, source)
-        if preflight is not None and preflight.quota_left is not None and total > preflight.quota_left:
+        left = preflight.quota_left if preflight is not None else None
+        over_quota = left is not None and total > left
+        if over_quota and getattr(blast, "resumed", False):
+            # Invoked again (a new generation or the rest of a plan): those already sent count in the quota
+            # used and are skipped by the ledger. SES's own daily-quota answer still stops the blast.
+            blast.warnings.append(
+                f"{total} recipients listed and {left} of the 24-hour quota "
+                "left; this re-run skips those already sent: SES stops it if the quota runs out"
+            )
+        elif over_quota:
             raise QuotaExceeded(
-                f"this blast has {total} recipients but only {preflight.quota_left} of the 24-hour quota is left. "
+                f"this blast has {total} recipients but only {left} of the 24-hour quota is left. "
                 "Fix: wait for the quota to roll over, split the blast, or request a higher quota."
             )
         account = preflight.max_send_rate if preflight is not None else 1.0

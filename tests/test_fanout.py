@@ -513,3 +513,21 @@ def test_a_finished_blast_with_duplicates_and_blank_entries_is_complete(
     run_workers(drain(aws["queue_url"]), workers=2)
     status = status_of()
     assert status["status"] == "complete" and status["recipients"] < status["total"] == 40
+
+
+def test_an_s3_blast_invoked_again_is_not_refused_for_the_quota_its_own_sends_used(
+    aws: dict[str, Any], standin: SesStandin
+) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lists", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    rows = "".join(json.dumps({"email": f"u{i}@example.com"}) + "\n" for i in range(40))
+    s3.put_object(Bucket="lists", Key="l.jsonl", Body=rows.encode())
+    event = {"blast_id": "q2", "template": "regatta-invite", "globals": GLOBALS, "recipients_uri": "s3://lists/l.jsonl"}
+    assert lambda_handler(event, FakeContext())["status"] == "queued"
+    run_workers(drain(aws["queue_url"]), workers=2)
+    standin.configure(max_24_hour_send=50)  # 40 of 50 used by this blast itself
+    again = lambda_handler(event, FakeContext())
+    assert again["status"] == "queued" and again["generation"] == 2
+    assert any("skips those already sent" in w for w in again["warnings"])
+    run_workers(drain(aws["queue_url"]), workers=2)
+    assert standin.stats()["duplicates"] == [] and standin.stats()["accepted"] == 40
