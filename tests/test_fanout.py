@@ -343,6 +343,7 @@ def test_a_stop_of_an_earlier_generation_no_longer_applies(aws: dict[str, Any]) 
 
 
 def test_a_stopped_blast_is_finished_by_invoking_it_again_once_fixed(aws: dict[str, Any], standin: SesStandin) -> None:
+    standin.configure(max_send_rate=300)  # fast: these tests are about what is sent, not the pace
     lambda_handler(send_event(90), FakeContext())
     standin.configure(pause_after=10)
     results = run_workers(drain(aws["queue_url"]), workers=3)
@@ -367,6 +368,7 @@ def test_a_stopped_blast_is_finished_by_invoking_it_again_once_fixed(aws: dict[s
 def test_a_ledger_blip_fails_only_that_chunk_back_to_the_queue(
     aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    standin.configure(max_send_rate=300)  # fast: these tests are about what is sent, not the pace
     lambda_handler(send_event(90), FakeContext())
     records = drain(aws["queue_url"])
     real = DynamoLedger.claim
@@ -395,6 +397,7 @@ def test_a_ledger_blip_fails_only_that_chunk_back_to_the_queue(
 def test_a_list_that_breaks_mid_chunk_is_redelivered_not_deleted(
     aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    standin.configure(max_send_rate=300)  # fast: these tests are about what is sent, not the pace
     from sender import recipients
 
     lambda_handler(send_event(60), FakeContext())
@@ -421,6 +424,7 @@ def test_a_list_that_breaks_mid_chunk_is_redelivered_not_deleted(
 def test_failed_recipients_are_retried_by_invoking_a_finished_blast_again(
     aws: dict[str, Any], standin: SesStandin
 ) -> None:
+    standin.configure(max_send_rate=300)  # fast: these tests are about what is sent, not the pace
     standin.configure(fail_with=[{"recipient": "p0005@example.com", "code": "MessageRejected", "times": 1}])
     lambda_handler(send_event(90), FakeContext())
     records = drain(aws["queue_url"])
@@ -456,6 +460,7 @@ def test_a_plan_write_whose_answer_was_lost_is_still_enqueued(
 def test_an_enqueue_that_breaks_off_is_partial_and_the_next_invocation_finishes_it(
     aws: dict[str, Any], standin: SesStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    standin.configure(max_send_rate=300)  # fast: these tests are about what is sent, not the pace
     real = ChunkQueue.send
 
     def send(self: ChunkQueue, bodies: list[dict[str, Any]]) -> int:
@@ -518,6 +523,7 @@ def test_a_finished_blast_with_duplicates_and_blank_entries_is_complete(
 def test_an_s3_blast_invoked_again_is_not_refused_for_the_quota_its_own_sends_used(
     aws: dict[str, Any], standin: SesStandin
 ) -> None:
+    standin.configure(max_send_rate=300)  # fast: these tests are about what is sent, not the pace
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="lists", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     rows = "".join(json.dumps({"email": f"u{i}@example.com"}) + "\n" for i in range(40))
