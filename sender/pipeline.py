@@ -190,6 +190,25 @@ def _long_lived_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+_limiters: dict[tuple[float, int], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(rate: float) -> RateLimiter:
+    """The limiter for this rate in this thread of this process, kept across blasts.
+
+    A warm Lambda container runs one chunk after another in the same thread: a fresh limiter for each
+    would grant its first send at once, on top of the previous chunk's last second, and a fleet of workers
+    doing that together would exceed the account's rate at every chunk boundary. Keyed by thread so that
+    workers simulated as threads of one process (tests, the benchmark) keep a limiter each."""
+    key = (rate, threading.get_ident())
+    with _limiters_lock:
+        limiter = _limiters.get(key)
+        if limiter is None:
+            limiter = _limiters[key] = RateLimiter(rate)
+        return limiter
+
+
 def default_concurrency(rate: float, cap: int | None) -> int:
     """Enough calls in flight to reach the rate at the expected latency, with a little slack."""
     wanted = max(1, math.ceil(rate * EXPECTED_LATENCY * 1.5) + 1)
@@ -210,6 +229,7 @@ class Blast:
         self.preflight: Preflight | None = None
         self.source_error: str | None = None
         self.resumed = False
+        self._throttles_before = 0
         self.total: int | None = None
         self._checked: tuple[Template, Preflight | None, RecipientSource] | None = None
         if deps.on_fatal is not None:
@@ -272,11 +292,12 @@ class Blast:
                 checker = choose_checker(deps.ses, self.total)
             except SesError as e:
                 raise AwsUnavailable(f"SES answered {e.code} while reading the suppression list: {e.message}") from e
-            limiter = deps.limiter or RateLimiter(self._rate(preflight.max_send_rate))
+            limiter = deps.limiter or limiter_for(self._rate(preflight.max_send_rate))
 
         recorder = Recorder(self.blast_id, total=self.total, deps=deps)
         concurrency = default_concurrency(limiter.rate if math.isfinite(limiter.rate) else 1.0, deps.send_concurrency)
         with _long_lived_frozen():
+            self._throttles_before = limiter.throttles  # a kept limiter counts earlier blasts' throttles too
             remaining = self._stream(template, source, checker, limiter, recorder, concurrency)
         response = self._response(recorder, remaining, checker, limiter, concurrency)
         if deps.writer is not None:
@@ -671,7 +692,7 @@ class Blast:
             "rate": {
                 "limit": limiter.rate if math.isfinite(limiter.rate) else None,
                 "achieved": round(progress.rate, 2),
-                "throttles": limiter.throttles,
+                "throttles": limiter.throttles - self._throttles_before,
                 "concurrency": concurrency,
             },
             "elapsed_s": round(progress.elapsed, 3),

@@ -231,3 +231,17 @@ def test_sends_in_flight_never_exceed_send_concurrency(sender_config: Any) -> No
     assert response["counts"]["sent"] == 60
     assert response["rate"]["concurrency"] == 3
     assert 1 <= ses.peak <= 3
+
+
+def test_blasts_in_one_thread_share_one_limiter_per_rate_so_chunks_do_not_burst() -> None:
+    import threading
+
+    from sender.pipeline import limiter_for
+
+    assert limiter_for(12.5) is limiter_for(12.5)
+    assert limiter_for(12.5) is not limiter_for(13.5)
+    other: list[object] = []
+    t = threading.Thread(target=lambda: other.append(limiter_for(12.5)))
+    t.start()
+    t.join()
+    assert other[0] is not limiter_for(12.5)  # another worker (thread) paces on its own
