@@ -26,8 +26,13 @@ pre{white-space:pre-wrap;background:#f7f7f7;padding:.6rem}
 <table><tr>{% for k, v in counts.items() %}<th>{{ k }}</th>{% endfor %}</tr>
 <tr>{% for k, v in counts.items() %}<td>{{ v }}</td>{% endfor %}</tr></table>
 {% for w in warnings %}<p><strong>Warning:</strong> {{ w }}</p>{% endfor %}
+{% if skipped %}<h2>Not rendered</h2>
+<table><tr><th>entry</th><th>status</th><th>reason</th></tr>
+{% for r in skipped %}<tr><td>{{ r.email or "(no address)" }}</td><td>{{ r.status }}</td><td>{{ r.reason }}</td></tr>{% endfor %}
+</table>{% endif %}
+<h2>Messages</h2>
 {% for m in messages %}
-<details><summary>{{ m.position }}. {{ m.to }} &mdash; {{ m.subject }} (<a href="{{ m.file }}">{{ m.file }}</a>)</summary>
+<details{% if loop.first %} open{% endif %}><summary>{{ m.position }}. {{ m.to }} &mdash; {{ m.subject }} (<a href="{{ m.file }}">{{ m.file }}</a>)</summary>
 {% if m.html is not none %}<iframe sandbox="" srcdoc="{{ m.html }}" title="HTML part for {{ m.to }}"></iframe>{% endif %}
 <pre>{{ m.text }}</pre></details>
 {% endfor %}
@@ -71,6 +76,7 @@ class PreviewWriter:
             blast_id=self.blast_id,
             counts=response.get("counts", {}),
             warnings=response.get("warnings", []),
+            skipped=[r for r in response.get("records", []) if r.get("status") != "dry_run"][:PREVIEW_LIMIT],
             messages=self._previews,
             more=max(0, self.written - len(self._previews)),
         )

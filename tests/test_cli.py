@@ -35,6 +35,7 @@ def test_offline_dry_run_writes_eml_files_and_index_with_no_aws_at_all(tmp_path:
     assert msg.get_content_type() == "multipart/alternative"
     index = (folder / "index.html").read_text()
     assert "Nothing was sent" in index
+    assert "Not rendered" in index and "not-an-address" in index  # what was skipped, and why
     # The recipient whose name holds markup is escaped in the preview (and in the message's HTML).
     assert "<script>alert(1)</script>" not in index
     assert "offline" in proc.stdout + proc.stderr
