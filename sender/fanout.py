@@ -36,11 +36,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sender.errors import ConfigError, InvalidEvent, QuotaExceeded, SenderError
+from sender.errors import ConfigError, InvalidEvent, SenderError
 from sender.ledger import DynamoLedger
 from sender.log import logger
 from sender.models import BlastEvent, BlastStatus, Status, parse_event
 from sender.pipeline import Blast, Deps
+from sender.preflight import check_quota
 from sender.queue import MAX_BODY, ChunkQueue, EnqueueFailed
 from sender.recipients import InlineSource, RecipientSource
 from sender.ses import FATAL_CODES
@@ -217,20 +218,9 @@ class Planner:
         blast = blast if blast is not None else Blast(event, self.deps)
         _template, preflight, source = blast.check()  # refuses before anything is planned
         total, first, last = self._extent(event, source)
+        # Preflight could not count an S3 list; now its length is known, check it against the quota left.
         left = preflight.quota_left if preflight is not None else None
-        over_quota = left is not None and total > left
-        if over_quota and getattr(blast, "resumed", False):
-            # Invoked again (a new generation or the rest of a plan): those already sent count in the quota
-            # used and are skipped by the ledger. SES's own daily-quota answer still stops the blast.
-            blast.warnings.append(
-                f"{total} recipients listed and {left} of the 24-hour quota "
-                "left; this re-run skips those already sent: SES stops it if the quota runs out"
-            )
-        elif over_quota:
-            raise QuotaExceeded(
-                f"this blast has {total} recipients but only {left} of the 24-hour quota is left. "
-                "Fix: wait for the quota to roll over, split the blast, or request a higher quota."
-            )
+        blast.warnings.extend(check_quota(total, left, resumed=blast.resumed))
         account = preflight.max_send_rate if preflight is not None else 1.0
         rate = min(account, self.deps.max_send_rate) if self.deps.max_send_rate else account
         if not needs_fan_out(self.settings, total, rate, remaining_ms):

@@ -93,6 +93,26 @@ def check_identity(
     return name, identity, warnings
 
 
+def check_quota(recipients: int | None, left: int | None, *, resumed: bool, limit: int | None = None) -> list[str]:
+    """Refuse a blast with more recipients than the 24-hour quota left (None: unlimited or unknown).
+
+    A resumed blast is only warned: those already sent count in SentLast24Hours and are skipped by the
+    ledger, so the list's length overstates what is left to send. SES's own daily-quota answer still stops
+    it."""
+    if left is None or recipients is None or recipients <= left:
+        return []
+    if resumed:
+        return [
+            f"{recipients} recipients listed and {left} of the 24-hour quota left; this run resumes a blast and "
+            "skips those already sent: SES stops it if the quota runs out"
+        ]
+    of = f" of {limit}" if limit is not None else ""
+    raise QuotaExceeded(
+        f"this blast has {recipients} recipients but only {left} of the 24-hour quota{of} is left. Fix: wait "
+        "for the quota to roll over, split the blast, or request a higher quota."
+    )
+
+
 def check_account(
     ses: SesAdapter, *, recipients: int | None, resumed: bool = False
 ) -> tuple[dict[str, Any], float, int | None, bool, list[str]]:
@@ -111,20 +131,7 @@ def check_account(
     sent24 = float(quota.get("SentLast24Hours", 0))
     rate = float(quota.get("MaxSendRate", 1) or 1)
     left = None if max24 < 0 else max(0, int(max24 - sent24))
-    warnings: list[str] = []
-    if left is not None and recipients is not None and recipients > left and resumed:
-        # A resumed blast: those already sent count in SentLast24Hours and are skipped by the ledger, so the
-        # list's length overstates what is left to send. SES's own daily-quota answer still stops the blast.
-        warnings.append(
-            f"{recipients} recipients listed and {left} of the 24-hour quota left; this run resumes a blast, "
-            "so only those not yet sent count: SES stops it if the quota runs out"
-        )
-    elif left is not None and recipients is not None and recipients > left:
-        raise QuotaExceeded(
-            f"this blast has {recipients} recipients but only {left} of the 24-hour quota of "
-            f"{int(max24)} is left. Fix: wait for the quota to roll over, split the blast, or request a "
-            "higher quota."
-        )
+    warnings = check_quota(recipients, left, resumed=resumed, limit=None if max24 < 0 else int(max24))
     sandbox = not bool(account.get("ProductionAccessEnabled", True))
     return account, rate, left, sandbox, warnings
 
