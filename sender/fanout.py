@@ -37,7 +37,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from sender.errors import ConfigError, InvalidEvent, SenderError
-from sender.ledger import DynamoLedger
+from sender.ledger import CHUNK_PREFIX, FATAL_KEY, PLAN_KEY, DynamoLedger, generation_of
 from sender.log import logger
 from sender.models import BlastEvent, BlastStatus, Status, parse_event
 from sender.pipeline import Blast, Deps
@@ -49,9 +49,6 @@ from sender.settings import Settings
 
 CHUNK_KIND = "jada-blast-chunk"
 CHUNK_VERSION = 1
-PLAN_KEY = "#plan"
-FATAL_KEY = "#fatal"
-CHUNK_PREFIX = "#chunk#"
 PLANNING_STALE_S = 300  # a plan left 'planning' this long was interrupted: the next planner finishes it
 FATAL_POLL_S = 1.0  # how often a worker looks for another worker's blast-fatal stop
 BODY_BUDGET = MAX_BODY - 8 * 1024  # room for the envelope around a chunk's recipients
@@ -176,18 +173,11 @@ def finished_chunks(ledger: DynamoLedger, blast_id: str, generation: int) -> int
     for item in ledger.items(blast_id, ("state", "generation")):
         key = str(item.get("email", ""))
         if key.startswith(CHUNK_PREFIX):
-            if _generation(item) == generation and item.get("state") in FINISHED:
+            if generation_of(item) == generation and item.get("state") in FINISHED:
                 finished += 1
         elif key > CHUNK_PREFIX:
             break
     return finished
-
-
-def _generation(item: dict[str, Any]) -> int:
-    try:
-        return int(item.get("generation") or 1)
-    except (TypeError, ValueError):
-        return 1
 
 
 # --- planner ---------------------------------------------------------------------------------------------------
@@ -229,7 +219,7 @@ class Planner:
         existing = self.ledger.get(event.blast_id, PLAN_KEY)
         generation, chunk_size = 1, chunk_size_for(self.settings, rate, remaining_ms)
         if existing:
-            generation = _generation(existing)
+            generation = generation_of(existing)
             state = existing.get("state")
             stale = state == "planning" and self.clock() - float(existing.get("planned_at") or 0) > PLANNING_STALE_S
             if event.resend_unknown or (state == "queued" and self._finished(event.blast_id, existing)):
@@ -274,7 +264,7 @@ class Planner:
 
     def _finished(self, blast_id: str, plan: dict[str, Any]) -> bool:
         chunks = plan.get("chunks")
-        return isinstance(chunks, int) and finished_chunks(self.ledger, blast_id, _generation(plan)) >= chunks
+        return isinstance(chunks, int) and finished_chunks(self.ledger, blast_id, generation_of(plan)) >= chunks
 
     def _interrupted(
         self, event: BlastEvent, plan: dict[str, Any], error: Exception, warnings: list[str]
@@ -365,7 +355,7 @@ class FatalWatch:
             return None
         self._next = now + FATAL_POLL_S
         item = self.ledger.get(self.blast_id, FATAL_KEY)
-        if item and _generation(item) >= self.generation:
+        if item and generation_of(item) >= self.generation:
             self._seen = (str(item.get("error_code")), str(item.get("reason")))
         return self._seen
 
@@ -379,7 +369,7 @@ class FatalWatch:
         if self.ledger.put_meta(self.blast_id, FATAL_KEY, values, expect=None):
             return
         older = self.ledger.get(self.blast_id, FATAL_KEY)
-        if older is None or _generation(older) < self.generation:
+        if older is None or generation_of(older) < self.generation:
             self.ledger.put_meta(self.blast_id, FATAL_KEY, values, expect=None, overwrite=True)
 
 

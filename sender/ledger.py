@@ -91,6 +91,9 @@ class NullLedger:
 # recipient address can take that form, and `note` never writes one.
 META_PREFIX = "#"
 STARTED_KEY = "#started"  # written when a real run first gets past its checks
+PLAN_KEY = "#plan"  # a fan-out plan (sender.fanout)
+FATAL_KEY = "#fatal"  # a blast-fatal stop shared by the workers of a plan generation
+CHUNK_PREFIX = "#chunk#"  # one item per fan-out chunk and generation
 MAX_SORT_KEY_BYTES = 1024
 SETTLED = ("failed", "invalid", "suppressed", "dry_run")  # a claim may be made over these
 HELD = ("sent", "sending", "unknown")  # never overwritten by a claim (except an operator's resend) or a note
@@ -108,6 +111,14 @@ class LedgerError(SenderError):
     """The delivery ledger (DELIVERY_TABLE) cannot be read or written: nothing more is sent."""
 
     code = "LedgerUnavailable"
+
+
+def generation_of(item: dict[str, Any]) -> int:
+    """The fan-out plan generation a blast-level item belongs to (items written before generations: 1)."""
+    try:
+        return int(item.get("generation") or 1)
+    except (TypeError, ValueError):
+        return 1
 
 
 def is_meta_key(key: str) -> bool:
@@ -261,8 +272,11 @@ class DynamoLedger:
             return False
         if old["status"] == "unknown":
             return True
-        claimed_at = float(old.get("claimed_at") or 0)
-        return old["status"] == "sending" and self._clock() - claimed_at >= self.stale_after_s
+        return old["status"] == "sending" and self.claim_is_stale(old, self._clock())
+
+    def claim_is_stale(self, item: dict[str, Any], now: float) -> bool:
+        """A `sending` claim this old belongs to a run that died (it outlived the longest invocation)."""
+        return now - float(item.get("claimed_at") or 0) >= self.stale_after_s
 
     def _try_claim(
         self, blast_id: str, key: str, token: str, *, takeover: dict[str, Any] | None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sender.errors import InvalidEvent
-from sender.ledger import DynamoLedger, is_meta_key
+from sender.ledger import CHUNK_PREFIX, FATAL_KEY, PLAN_KEY, DynamoLedger, generation_of, is_meta_key
 from sender.models import BLAST_ID_RE, Status
 from sender.settings import Settings
 
@@ -71,7 +71,7 @@ def blast_status(
             last_update = at
         reason = item.get("reason")
         if status == "sending":
-            if now - float(item.get("claimed_at") or 0) < ledger.stale_after_s:
+            if not ledger.claim_is_stale(item, now):
                 counts["sending"] += 1
                 continue
             status = "unknown"
@@ -88,15 +88,15 @@ def blast_status(
                 }
             )
     recorded = sum(counts.values())
-    plan = meta.get("#plan", {})
+    plan = meta.get(PLAN_KEY, {})
     planned = plan.get("total")
     total = planned if isinstance(planned, int) else None
     chunks_total = plan.get("chunks") if isinstance(plan.get("chunks"), int) else None
-    generation = _generation(plan)
-    fatal = meta.get("#fatal")
-    if fatal is not None and chunks_total is not None and _generation(fatal) < generation:
+    generation = generation_of(plan)
+    fatal = meta.get(FATAL_KEY)
+    if fatal is not None and chunks_total is not None and generation_of(fatal) < generation:
         fatal = None  # a stop of an earlier generation: the blast was invoked again since
-    current = [item for key, item in meta.items() if key.startswith("#chunk#") and _generation(item) == generation]
+    current = [item for key, item in meta.items() if key.startswith(CHUNK_PREFIX) and generation_of(item) == generation]
     chunks_done = sum(1 for item in current if item.get("state") == "done")
     chunks_stopped = sum(1 for item in current if item.get("state") == "stopped")
     if recorded == 0 and not meta:
@@ -160,10 +160,3 @@ def blast_status(
     if fatal is not None:
         summary["error"] = {"code": fatal.get("error_code"), "message": fatal.get("reason")}
     return summary
-
-
-def _generation(item: dict[str, Any]) -> int:
-    try:
-        return int(item.get("generation") or 1)
-    except (TypeError, ValueError):
-        return 1
