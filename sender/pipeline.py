@@ -386,10 +386,7 @@ class Blast:
     def _record(self, recorder: Recorder, record: DeliveryRecord, *, noted: bool) -> None:
         recorder.add(record)
         if noted and not self.event.dry_run and record.status in (Status.INVALID, Status.SUPPRESSED, Status.FAILED):
-            try:
-                self.deps.ledger.note(record)
-            except LedgerError as e:  # informational only: the next claim fails too, and stops the blast
-                logger.warning("ledger note failed", extra={"blast_id": self.blast_id, "reason": e.message})
+            self._noted(record)
 
     def _prepare(
         self,
@@ -485,8 +482,7 @@ class Blast:
         return remaining is not None and remaining() < RETRY_FLOOR_MS
 
     def _no_more_retries(self) -> bool:
-        remaining = self.deps.remaining_ms
-        return self.fatal.event.is_set() or (remaining is not None and remaining() < RETRY_FLOOR_MS)
+        return self.fatal.event.is_set() or self._too_late_to_send()
 
     def _sleep_budget(self) -> float:
         """Seconds a retry may sleep and still leave RETRY_FLOOR_MS of the invocation."""
@@ -517,7 +513,7 @@ class Blast:
         """Store a record that had no claim (so `blast status` and a re-run see it), never over a sent one."""
         try:
             self.deps.ledger.note(record)
-        except LedgerError as e:
+        except LedgerError as e:  # informational only: the next claim fails too, and stops the run
             logger.warning("ledger note failed", extra={"blast_id": self.blast_id, "reason": e.message})
         return record
 
